@@ -1,0 +1,1 @@
+"""Inference engines: one interface, TensorRT and ONNX Runtime backends, model adapters."""
