@@ -154,6 +154,7 @@ class Windows:
     centre_frames: np.ndarray
     anchors: np.ndarray
     x: np.ndarray
+    events: tuple[TrackEvent, ...] = ()  # the frame's track events, passed on so later stages can drop state
 
     def __post_init__(self):
         object.__setattr__(self, "track_ids", _ids(self.track_ids))
@@ -181,6 +182,7 @@ class Scores:
     centre_frames: np.ndarray
     anchors: np.ndarray
     nll: np.ndarray
+    events: tuple[TrackEvent, ...] = ()  # the frame's track events (alerting ends alerts of removed tracks)
 
     def __post_init__(self):
         object.__setattr__(self, "track_ids", _ids(self.track_ids))
