@@ -77,3 +77,45 @@ def test_validate_config_cli(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "edge.cli", "validate-config", str(tmp_path / "nope.toml")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_generated_example_is_valid_and_documents_every_field(tmp_path):
+    from edge.config import EdgeConfig
+    from edge.config_cli import example_toml
+
+    text = example_toml()
+    cfg = parse_config(text, "example.toml", environ={})
+    assert cfg.cameras and cfg.cameras[0].zones
+    for section, field in EdgeConfig.model_fields.items():
+        assert field.description
+        model = field.annotation
+        if isinstance(model, type) and hasattr(model, "model_fields"):
+            for name, sub in model.model_fields.items():
+                assert sub.description, f"{section}.{name} has no description"
+                assert name in text, f"{section}.{name} missing from the example"
+
+
+def test_install_script_stages_files(tmp_path):
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    env = dict(os.environ, POSELIFT_DEV_ROOT=str(dev), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    r = subprocess.run(["bash", str(root / "systemd/install.sh"), "--root", str(tmp_path / "stage")],
+                       capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 0, r.stderr
+    stage = tmp_path / "stage"
+    unit = (stage / "etc/systemd/system/poselift-edge.service").read_text()
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "ExecStartPre=" in unit
+    cfg = stage / "etc/poselift-edge/config.toml"
+    parse_config(cfg.read_text(), str(cfg), environ={})
+    devices = (stage / "etc/systemd/system/poselift-edge.service.d/50-devices.conf").read_text()
+    assert "DevicePolicy=closed" in devices
+    # a second install keeps the operator's configuration
+    cfg.write_text(cfg.read_text().replace('store_id = "store-0001"', 'store_id = "mine"'))
+    r = subprocess.run(["bash", str(root / "systemd/install.sh"), "--root", str(stage)],
+                       capture_output=True, text=True, env=env, cwd=root)
+    assert r.returncode == 0 and "kept existing" in r.stdout
+    assert 'store_id = "mine"' in cfg.read_text()
