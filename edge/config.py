@@ -139,6 +139,14 @@ class TransportConfig(_Section):
                                      "silently.", ge=10)
     poses_enabled: bool = Field(True, description="Publish the anonymized keypoint stream.")
     poses_max_hz: float = Field(2.0, description="Pose batches per second per camera at most.", gt=0, le=30)
+    poses_sample_fps: float = Field(5.0, description="Keypoint frames per second per camera kept in the pose "
+                                    "stream (frames in between are not sent).", gt=0, le=60)
+    outbox_max_bytes: int = Field(256 * 1024 * 1024, description="Outbox cap in payload bytes (same policy as "
+                                  "outbox_max_messages).", ge=1024 * 1024)
+    max_inflight: int = Field(32, description="Messages handed to the broker and not yet acknowledged, at most.",
+                              ge=1, le=1000)
+    client_id: str | None = Field(None, description="MQTT client id; default the device id (must be unique on "
+                                  "the broker).", pattern=r"^[A-Za-z0-9_./-]{1,128}$")
     health_interval_s: float = Field(30.0, description="Seconds between health messages.", gt=0)
     reconnect_min_s: float = Field(1.0, description="First reconnect delay.", gt=0)
     reconnect_max_s: float = Field(60.0, description="Longest reconnect delay (exponential backoff).", gt=0)
