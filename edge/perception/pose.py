@@ -80,7 +80,7 @@ class PoseEstimator:
                     affines.append(m)
                     owners.append(j)
             if not crops:
-                break
+                continue
             x = np.concatenate(crops)
             out = run_batched(self.engine, self.adapter.input_name, x, self.max_batch, self.adapter.fixed_batch)
             lo = 0
