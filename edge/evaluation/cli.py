@@ -46,7 +46,7 @@ def run(args) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ev = evaluate(args.data, args.model, args.divisors, filter_cfg, args.backend)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"eval: {exc}", file=sys.stderr)
         return 2
     for w in caught:
@@ -54,10 +54,12 @@ def run(args) -> int:
     m = ev.metrics
     print(f"clips {ev.info['clips']}, frames {m['n_frames']} ({m['n_anomalous']} shoplifting, "
           f"rate {m['anomaly_rate']:.3f}), windows {ev.info['windows']}")
-    print(f"AUC-ROC (shoplifting positive)           {m['auc_roc']:.5f}")
-    print(f"AUC-PR  (normal positive, paper)         {m['auc_pr_normal_positive']:.5f}")
-    print(f"AUC-PR  (shoplifting positive, Shopformer) {m['auc_pr_anomaly_positive']:.5f}")
-    print(f"EER                                      {m['eer']:.5f}")
+    rows = (("AUC-ROC (shoplifting positive)", m["auc_roc"]),
+            ("AUC-PR (normal positive, paper convention)", m["auc_pr_normal_positive"]),
+            ("AUC-PR (shoplifting positive, Shopformer convention)", m["auc_pr_anomaly_positive"]),
+            ("EER", m["eer"]))
+    for label, value in rows:
+        print(f"{label:<54}{value:.5f}")
     res = write_report(args.report, ev.frames, m, ev.info, plots=not args.no_plots)
     if res["plots_skipped"]:
         print(f"plots skipped: {res['plots_skipped']}", file=sys.stderr)

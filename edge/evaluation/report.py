@@ -108,7 +108,7 @@ def _plots(out: Path, fs: FrameScores, metrics: dict) -> list[Path]:
             (axes[1], anomalous, fs.anomaly, "auc_pr_anomaly_positive", "PR, shoplifting positive (Shopformer)")):
         if both:
             p, r, _ = M.precision_recall_curve(pos, score)
-            ax.step(np.r_[0.0, r], np.r_[p[0], p], where="post", label=f"AP {metrics[key]:.4f}")
+            ax.step(np.r_[0.0, r], np.r_[p[0], p], where="pre", label=f"AP {metrics[key]:.4f}")
             ax.axhline(pos.mean(), ls=":", color="grey", label=f"base rate {pos.mean():.3f}")
             ax.legend(loc="lower left")
         ax.set(xlabel="recall", ylabel="precision", title=title, xlim=(0, 1), ylim=(0, 1.02))
