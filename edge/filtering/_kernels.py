@@ -270,3 +270,55 @@ def fill_missing(dense, rel, kp, lo, hi):
             elif dense[p, j, 2] == 0.0:
                 dense[p, j, 0] = cx
                 dense[p, j, 1] = cy
+
+
+@njit(cache=True, nogil=True)
+def live_row(ring_frames, ring_kp, ip, fp, out_row):
+    """One output row of the live stage from a track's ring buffer, with the offline kernels.
+
+    ``ip`` int64: head, count, lo, length, centre, centered, half, even, window, fit, max_gap;
+    ``fp`` float64: min_conf, decay (packed: each Numba argument costs dispatch time).
+    Takes the ring entries with ``lo <= frame < lo + length`` (oldest first), builds their dense span,
+    smooths row ``centre`` (centred or trailing) and writes it to ``out_row`` (17, 3). Returns -1 when
+    the track has no usable keypoint there, -2 when the frame was bridged, else the ring slot of the
+    frame's observation.
+    """
+    head, count, lo, length, centre = ip[0], ip[1], ip[2], ip[3], ip[4]
+    cap = ring_frames.shape[0]
+    m = 0
+    sel = np.empty(count, dtype=np.int64)
+    slot = -2
+    for k in range(count):
+        i = (head - count + k) % cap
+        f = ring_frames[i]
+        if lo <= f < lo + length:
+            sel[m] = i
+            m += 1
+            if f == lo + centre:
+                slot = i
+    n_kp = ring_kp.shape[1]
+    rel = np.empty(m, dtype=np.int64)
+    kp = np.empty((m, n_kp, 3), dtype=np.float32)
+    for k in range(m):
+        rel[k] = ring_frames[sel[k]] - lo
+        kp[k] = ring_kp[sel[k]]
+    dense = np.zeros((length, n_kp, 3))
+    measured = np.zeros((length, n_kp), dtype=np.bool_)
+    observed = np.zeros(length, dtype=np.bool_)
+    densify(rel, kp, length, ip[10], fp[0], fp[1], dense, measured, observed)
+    res = np.zeros_like(dense)
+    if ip[5]:
+        smooth_centered(dense, ip[6], ip[7] != 0, res, centre, centre + 1)
+    else:
+        smooth_trailing(dense, measured, ip[8], ip[9] != 0, res, centre, centre + 1)
+    fill_missing(res, rel, kp, centre, centre + 1)
+    usable = False
+    for j in range(n_kp):
+        out_row[j, 0] = res[centre, j, 0]
+        out_row[j, 1] = res[centre, j, 1]
+        out_row[j, 2] = res[centre, j, 2]
+        if res[centre, j, 2] > 0.0:
+            usable = True
+    if not usable:
+        return -1
+    return slot

@@ -60,14 +60,13 @@ class _Track:
             self.first = frame
         self.last = frame
 
-    def span(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Ring entries with ``lo <= frame <= hi``, oldest first."""
+    def box_at(self, frame: int, lo: int, hi: int) -> np.ndarray:
+        """The box at ``frame``: its own, or interpolated between the observations around it."""
         cap = len(self.frames)
         idx = (self.head - self.count + np.arange(self.count)) % cap
         fr = self.frames[idx]
         keep = (fr >= lo) & (fr <= hi)
-        idx = idx[keep]
-        return self.frames[idx], self.kp[idx], self.boxes[idx]
+        return _box_at(fr[keep], self.boxes[idx[keep]], frame)
 
 
 class PoseFilter:
@@ -95,6 +94,14 @@ class PoseFilter:
         else:
             raise ValueError(f"unknown smoother {self._mode!r}")
         self._reach = reach
+        if self._mode == "centered":
+            span, centre = 2 * self.delay + 1, self.delay
+        else:
+            span, centre = reach, reach - 1
+        # head, count, lo (set per call), span, centre, centered, half, even, window, fit, max_gap
+        self._ip = np.array([0, 0, 0, span, centre, self._mode == "centered", self._half, cfg.window % 2 == 0,
+                             cfg.window, self._mode == "causal", cfg.max_gap], dtype=np.int64)
+        self._fp = np.array([cfg.min_confidence, K.CONF_DECAY], dtype=np.float64)
         self._capacity = capacity
         self._tracks: dict[int, _Track] = {}
         self._pending: deque = deque()
@@ -141,8 +148,8 @@ class PoseFilter:
             raise ValueError(f"camera {poses.camera_id!r}: frame {poses.frame_index} does not follow frame "
                              f"{self._last_frame}")
         ids = poses.track_ids
-        uniq, counts = np.unique(ids, return_counts=True)
-        if (counts > 1).any():
+        if len(set(ids.tolist())) != len(ids):
+            uniq, counts = np.unique(ids, return_counts=True)
             raise ValueError(f"camera {poses.camera_id!r} frame {poses.frame_index}: duplicate track ids "
                              f"{uniq[counts > 1].tolist()}")
         self._camera = poses.camera_id
@@ -167,39 +174,29 @@ class PoseFilter:
 
     def _emit_causal(self, poses: Poses) -> Poses:
         cfg = self.cfg
-        n = len(poses)
-        out = np.empty((n, 17, 3), dtype=np.float32)
+        out = np.zeros((len(poses), 17, 3))
         frame = poses.frame_index
         one = np.zeros(1, dtype=np.int64)
+        trailing = self._mode in ("causal", "causal_mean")
         for i, tid in enumerate(poses.track_ids.tolist()):
             tr = self._tracks[tid]
             raw = poses.keypoints[i]
-            if self._mode in ("causal", "causal_mean"):
-                lo = frame - self._reach + 1
-                fr, kp, _ = tr.span(lo, frame)
-                length = self._reach
-                dense = np.zeros((length, 17, 3))
-                measured = np.zeros((length, 17), dtype=np.bool_)
-                observed = np.zeros(length, dtype=np.bool_)
-                rel = fr - lo
-                K.densify(rel, kp, length, cfg.max_gap, cfg.min_confidence, K.CONF_DECAY, dense, measured, observed)
-                res = np.zeros_like(dense)
-                K.smooth_trailing(dense, measured, cfg.window, self._mode == "causal", res, length - 1, length)
-                row = res[length - 1:length]
+            row = out[i:i + 1]
+            if trailing:
+                ip = self._ip
+                ip[0], ip[1], ip[2] = tr.head, tr.count, frame - self._reach + 1
+                K.live_row(tr.frames, tr.kp, ip, self._fp, row[0])
+                continue
+            if self._mode == "one_euro":
+                K.one_euro_live(tr.euro, tr.euro_last, tr.euro_val, frame, raw, cfg.max_gap, cfg.min_confidence,
+                                K.CONF_DECAY, 1.0 / self.fps, cfg.one_euro_min_cutoff, cfg.one_euro_beta,
+                                cfg.one_euro_d_cutoff, row[0])
             else:
-                row = np.zeros((1, 17, 3))
-                if self._mode == "one_euro":
-                    K.one_euro_live(tr.euro, tr.euro_last, tr.euro_val, frame, raw, cfg.max_gap,
-                                    cfg.min_confidence, K.CONF_DECAY, 1.0 / self.fps, cfg.one_euro_min_cutoff,
-                                    cfg.one_euro_beta, cfg.one_euro_d_cutoff, row[0])
-                else:
-                    measured = np.zeros((1, 17), dtype=np.bool_)
-                    K.densify(one, raw[None], 1, 0, cfg.min_confidence, K.CONF_DECAY, row, measured,
-                              np.zeros(1, dtype=np.bool_))
+                K.densify(one, raw[None], 1, 0, cfg.min_confidence, K.CONF_DECAY, row,
+                          np.zeros((1, 17), dtype=np.bool_), np.zeros(1, dtype=np.bool_))
             K.fill_missing(row, one, raw[None], 0, 1)
-            out[i] = row[0]
-        return Poses(poses.camera_id, frame, poses.t, poses.track_ids, poses.boxes, out, poses.events,
-                     poses.frame_size)
+        return Poses(poses.camera_id, frame, poses.t, poses.track_ids, poses.boxes, out.astype(np.float32),
+                     poses.events, poses.frame_size)
 
     def _emit_centered(self, frame: int, t: float, frame_size, events) -> Poses:
         cfg = self.cfg
@@ -210,20 +207,15 @@ class PoseFilter:
         for tid, tr in self._tracks.items():
             if tr.first > frame or tr.last < frame:
                 continue
-            fr, kp, bx = tr.span(lo, frame + reach)
-            rel = fr - lo
-            dense = np.zeros((length, 17, 3))
-            measured = np.zeros((length, 17), dtype=np.bool_)
-            observed = np.zeros(length, dtype=np.bool_)
-            K.densify(rel, kp, length, cfg.max_gap, cfg.min_confidence, K.CONF_DECAY, dense, measured, observed)
-            res = np.zeros_like(dense)
-            K.smooth_centered(dense, self._half, cfg.window % 2 == 0, res, reach, reach + 1)
-            K.fill_missing(res, rel, kp, reach, reach + 1)
-            if not (res[reach, :, 2] > 0).any():
+            row = np.empty((17, 3))
+            ip = self._ip
+            ip[0], ip[1], ip[2] = tr.head, tr.count, lo
+            slot = K.live_row(tr.frames, tr.kp, ip, self._fp, row)
+            if slot == -1:
                 continue
             ids.append(tid)
-            kps.append(res[reach])
-            boxes.append(_box_at(fr, bx, frame))
+            kps.append(row)
+            boxes.append(tr.boxes[slot] if slot >= 0 else tr.box_at(frame, lo, frame + reach))
         for ev in events:
             if ev.kind == TrackEventKind.REMOVED:
                 self._tracks.pop(int(ev.track_id), None)
