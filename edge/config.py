@@ -86,7 +86,7 @@ class FilteringConfig(_Section):
     max_gap: int = Field(8, description="Longest run of missing frames bridged by linear interpolation.", ge=0, le=120)
     min_confidence: float = Field(0.2, description="Keypoints below this confidence count as missing.", ge=0, le=1)
     smoother: Literal["none", "centered", "causal", "causal_mean", "one_euro"] = Field(
-        "causal", description="Smoothing: centered (symmetric window, exact on linear motion; live output is "
+        "one_euro", description="Smoothing: centered (symmetric window, exact on linear motion; live output is "
         "delayed by window//2 + max_gap frames), causal (trailing-window line fit, zero lag on constant "
         "velocity), causal_mean (trailing-window mean, lag (window-1)/2 frames), one_euro (adaptive low-pass).")
     window: int = Field(8, description="Smoothing window length in frames.", ge=1, le=64)
