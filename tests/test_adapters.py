@@ -65,9 +65,11 @@ def test_numpy_warp_agrees_with_opencv():
     img = common.resize_bilinear(common.resize_bilinear(img, (40, 30)), (160, 120))  # smooth, like a photo
     rois = np.array([[80, 60, 90, 70, 0.0], [70, 50, 150, 150, 0.6], [10, 10, 60, 60, -2.0]], np.float32)
     for m in common.roi_affines(rois, (64, 48)):
-        a = common.warp_affine(img, m, (64, 48), 0, use_cv2=True).astype(int)
-        b = common.warp_affine(img, m, (64, 48), 0, use_cv2=False).astype(int)
+        a = common.warp_affine(img, m, (64, 48), 0, impl="cv2").astype(int)
+        b = common.warp_affine(img, m, (64, 48), 0, impl="numpy").astype(int)
+        c = common.warp_affine(img, m, (64, 48), 0, impl="numba").astype(int)
         assert np.abs(a - b).mean() < 0.6 and np.abs(a - b).max() <= 3
+        assert np.abs(b - c).max() <= 1
     a = common.resize_bilinear(img, (77, 51), use_cv2=True).astype(int)
     b = common.resize_bilinear(img, (77, 51), use_cv2=False).astype(int)
     assert np.abs(a - b).mean() < 0.6 and np.abs(a - b).max() <= 3

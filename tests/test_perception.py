@@ -177,3 +177,20 @@ def test_detect_command_on_a_video_and_bad_input(tmp_path, capsys):
     (tmp_path / "junk.png").write_bytes(b"not an image")
     assert _detect_cli("--image", str(tmp_path / "junk.png")) == 2
     assert "not a readable image" in capsys.readouterr().err
+
+
+def test_dynamic_batch_blazepose_matches_the_original(tmp_path, detector):
+    from edge.perception.pose import PoseEstimator
+    from engines.adapters.batching import check_dynamic_batch, make_dynamic_batch
+
+    src = shared_path("models", "mediapipe_pose_landmark_lite.onnx")
+    dyn = make_dynamic_batch(src, tmp_path / "lite_dyn.onnx")
+    assert check_dynamic_batch(src, dyn, batch=3) <= 1e-3
+    frame = Frame("a", 0, 0.0, cv2.imread(str(shared_path("images", "peds_3.jpg"))))
+    det = detector.detect(frame)
+    tracks = Tracks("a", 0, 0.0, np.arange(len(det)), det.boxes, det.scores)
+    batched = PoseEstimator(OrtEngine(dyn), "blazepose", max_batch=4)
+    assert batched.adapter.fixed_batch is None
+    np.testing.assert_allclose(batched.estimate(frame, tracks).keypoints,
+                               PoseEstimator(OrtEngine(src), "blazepose").estimate(frame, tracks).keypoints,
+                               atol=1e-2)

@@ -85,16 +85,42 @@ def warp_affine_numpy(image: np.ndarray, dst_to_src: np.ndarray, size: tuple[int
     return out.reshape((h, w) + src.shape[2:])
 
 
+def warp_affine_numba(image: np.ndarray, dst_to_src: np.ndarray, size: tuple[int, int],
+                      border: float = 0.0) -> np.ndarray:
+    """The numpy warp's conventions in a Numba kernel (compiled on first use, cached on disk)."""
+    from engines.adapters._warp_kernel import warp_bilinear
+
+    src = np.ascontiguousarray(image)
+    h3 = src.reshape(src.shape[0], src.shape[1], -1)
+    out = warp_bilinear(h3, np.ascontiguousarray(dst_to_src, dtype=np.float64), int(size[0]), int(size[1]),
+                        float(border))
+    if src.dtype == np.uint8:
+        out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.reshape((int(size[1]), int(size[0])) + src.shape[2:])
+
+
+def _numba_ok() -> bool:
+    try:
+        import numba  # noqa: F401
+    except Exception:  # pragma: no cover
+        return False
+    return True
+
+
 def warp_affine(image: np.ndarray, dst_to_src: np.ndarray, size: tuple[int, int], border: float = 0.0,
-                use_cv2: bool | None = None) -> np.ndarray:
-    """Bilinear affine crop to ``size`` = (width, height); OpenCV when available."""
-    if use_cv2 is None:
-        use_cv2 = _cv2 is not None
-    if use_cv2 and _cv2 is not None:
+                use_cv2: bool | None = None, impl: str | None = None) -> np.ndarray:
+    """Bilinear affine crop to ``size`` = (width, height): OpenCV when available, else Numba, else numpy."""
+    if impl is None:
+        if use_cv2 is None:
+            use_cv2 = _cv2 is not None
+        impl = "cv2" if use_cv2 and _cv2 is not None else ("numba" if _numba_ok() else "numpy")
+    if impl == "cv2":
         m = np.asarray(dst_to_src, dtype=np.float64)
         return _cv2.warpAffine(image, m, (int(size[0]), int(size[1])),
                                flags=_cv2.INTER_LINEAR | _cv2.WARP_INVERSE_MAP,
                                borderMode=_cv2.BORDER_CONSTANT, borderValue=(border, border, border))
+    if impl == "numba":
+        return warp_affine_numba(image, dst_to_src, size, border)
     return warp_affine_numpy(image, dst_to_src, size, border)
 
 
@@ -300,13 +326,13 @@ def roi_affines(rois: np.ndarray, in_size: tuple[int, int]) -> np.ndarray:
 
 
 def crop_rois(image: np.ndarray, rois: np.ndarray, in_size: tuple[int, int], border: float = 0.0,
-              use_cv2: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+              use_cv2: bool | None = None, impl: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Warp each region to ``in_size``; returns crops (N, H, W, 3) uint8 and their crop -> frame affines."""
     m = roi_affines(rois, in_size)
     w, h = int(in_size[0]), int(in_size[1])
     crops = np.empty((len(m), h, w, image.shape[2]), dtype=image.dtype)
     for i in range(len(m)):
-        crops[i] = warp_affine(image, m[i], (w, h), border, use_cv2)
+        crops[i] = warp_affine(image, m[i], (w, h), border, use_cv2, impl)
     return crops, m
 
 
