@@ -93,7 +93,7 @@ def _take(mean, cov, score, frame_id, state, activated, tracklet, s, det, dscore
 def step(boxes, scores, p_track, p_match, p_det, max_lost, fuse, legacy,
          meta, mean, cov, tid, state, activated, tracklet, score, frame_id, start_frame,
          ever_removed, started, was_out, alive, tl, ll, free,
-         out_id, out_tlwh, out_score, ev_kind, ev_id):
+         out_id, out_slot, out_tlwh, out_score, ev_kind, ev_id, ev_slot):
     """Advance one frame with detections ``boxes`` (N, 4) x1y1x2y2 and ``scores`` (N,).
 
     Returns (tracks written to out_*, events written to ev_*, detections dropped as invalid).
@@ -365,6 +365,7 @@ def step(boxes, scores, p_track, p_match, p_det, max_lost, fuse, legacy,
         h = mean[s, 3]
         w = mean[s, 2] * h
         out_id[n_out] = tid[s]
+        out_slot[n_out] = s
         out_tlwh[n_out, 0] = mean[s, 0] - w / 2.0
         out_tlwh[n_out, 1] = mean[s, 1] - h / 2.0
         out_tlwh[n_out, 2] = w
@@ -375,6 +376,7 @@ def step(boxes, scores, p_track, p_match, p_det, max_lost, fuse, legacy,
             started[s] = True
             ev_kind[n_ev] = EV_STARTED
             ev_id[n_ev] = tid[s]
+            ev_slot[n_ev] = s
             n_ev += 1
     for s in range(cap):
         if alive[s] or alive_now[s]:
@@ -382,10 +384,12 @@ def step(boxes, scores, p_track, p_match, p_det, max_lost, fuse, legacy,
                 if was_out[s] and not out_now[s]:
                     ev_kind[n_ev] = EV_LOST
                     ev_id[n_ev] = tid[s]
+                    ev_slot[n_ev] = s
                     n_ev += 1
             elif started[s]:
                 ev_kind[n_ev] = EV_REMOVED
                 ev_id[n_ev] = tid[s]
+                ev_slot[n_ev] = s
                 n_ev += 1
         # Slots that left both lists are free again, including new tracks dropped as duplicates.
         if (alive[s] or created[s]) and not alive_now[s]:

@@ -30,6 +30,8 @@ class TrackerOutput:
     scores: np.ndarray       # (M,) float64, score of each track's last matched detection
     event_kinds: np.ndarray  # (E,) int8: 0 started, 1 lost, 2 removed
     event_ids: np.ndarray    # (E,) int64
+    slots: np.ndarray | None = None        # (M,) int64 state slot of each track (stable while it lives)
+    event_slots: np.ndarray | None = None  # (E,) int64
 
     @property
     def xyxy(self) -> np.ndarray:
@@ -100,10 +102,12 @@ class ByteTracker:
             self._meta[_core.M_NFREE] = nf + cap - n_old
         self._state = st
         self._out_id = np.zeros(cap, np.int64)
+        self._out_slot = np.zeros(cap, np.int64)
         self._out_tlwh = np.zeros((cap, 4))
         self._out_score = np.zeros(cap)
         self._ev_kind = np.zeros(3 * cap, np.int8)
         self._ev_id = np.zeros(3 * cap, np.int64)
+        self._ev_slot = np.zeros(3 * cap, np.int64)
 
     def update(self, boxes, scores) -> TrackerOutput:
         """Step one frame. ``boxes`` (N, 4) x1, y1, x2, y2; ``scores`` (N,). N may be 0."""
@@ -131,11 +135,18 @@ class ByteTracker:
             st["mean"], st["cov"], st["tid"], st["state"], st["activated"], st["tracklet"], st["score"],
             st["frame_id"], st["start_frame"], st["ever_removed"], st["started"], st["was_out"], st["alive"],
             st["tl"], st["ll"], st["free"],
-            self._out_id, self._out_tlwh, self._out_score, self._ev_kind, self._ev_id)
+            self._out_id, self._out_slot, self._out_tlwh, self._out_score, self._ev_kind, self._ev_id,
+            self._ev_slot)
         self.dropped += dropped
         return TrackerOutput(self._out_id[:n_out].copy(), self._out_tlwh[:n_out].copy(),
                              self._out_score[:n_out].copy(), self._ev_kind[:n_ev].copy(),
-                             self._ev_id[:n_ev].copy())
+                             self._ev_id[:n_ev].copy(), self._out_slot[:n_out].copy(),
+                             self._ev_slot[:n_ev].copy())
+
+    @property
+    def capacity(self) -> int:
+        """Track slots currently allocated (grows by doubling when a frame needs more)."""
+        return len(self._state["tid"])
 
     @property
     def n_listed(self) -> int:

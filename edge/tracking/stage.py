@@ -7,6 +7,11 @@ Input that a tracker must not see is dropped and counted in ``counters``, never 
 - a frame whose index is not after the last one accepted (``stale_frames``): state stays as it was;
 - a record of another camera than the one this stage serves (``other_camera``).
 
+Events: ``started`` when a track is first shown (its first confirmed frame), ``lost`` when a shown
+track stops being matched (it may come back under the same id within the lost-track buffer),
+``removed`` when the tracker lets it go; ``finish()`` removes whatever is left at the end of a stream.
+Ids in ``Tracks`` and in events are pseudonyms from ``pseudonyms`` (random per session by default).
+
 Skipped frame numbers are real time passing: the tracker steps through each missing frame with no
 detections (up to the point where every track would have been removed anyway), so prediction and
 the lost-track buffer behave as if the camera had delivered empty frames.
@@ -40,16 +45,24 @@ class TrackingStage:
         self.counters = {"frames": 0, "invalid_detections": 0, "stale_frames": 0, "skipped_frames": 0,
                          "other_camera": 0}
         self._started: dict[int, int] = {}   # tracker number -> pseudonym, for tracks downstream knows
+        self._pid = np.zeros(self.tracker.capacity, np.int64)  # pseudonym by state slot, for the hot path
 
     def _events(self, out, camera_id: str, frame_index: int) -> list[TrackEvent]:
+        if len(self._pid) < self.tracker.capacity:
+            grown = np.zeros(self.tracker.capacity, np.int64)
+            grown[: len(self._pid)] = self._pid
+            self._pid = grown
         events = []
-        for kind, tid in zip(out.event_kinds.tolist(), out.event_ids.tolist()):
-            pid = self._started.get(tid)
-            if pid is None:
+        for kind, tid, slot in zip(out.event_kinds.tolist(), out.event_ids.tolist(), out.event_slots.tolist()):
+            if kind == 0:
                 pid = self.pseudonyms(camera_id, tid)
+                self._pid[slot] = pid
                 self._started[tid] = pid
+            else:
+                pid = int(self._pid[slot])
             events.append(TrackEvent(_KINDS[kind], camera_id, pid, frame_index))
             if kind == 2:
+                self._pid[slot] = 0
                 del self._started[tid]
                 forget = getattr(self.pseudonyms, "forget", None)
                 if forget is not None:
@@ -83,7 +96,7 @@ class TrackingStage:
         out = self.tracker.update(det.boxes, det.scores)
         self.counters["invalid_detections"] += self.tracker.dropped - before
         events += self._events(out, det.camera_id, det.frame_index)
-        ids = np.fromiter((self._started[t] for t in out.ids.tolist()), dtype=np.int64, count=len(out.ids))
+        ids = self._pid[out.slots]
         return Tracks(det.camera_id, det.frame_index, det.t, ids, out.xyxy.astype(np.float32),
                       out.scores.astype(np.float32), tuple(events), det.frame_size)
 
@@ -101,5 +114,6 @@ class TrackingStage:
         t = self.tracker
         self.tracker = type(t)(t.track_thresh, t.match_thresh, self.cfg.track_buffer, self.fps,
                                t.fuse_score, "legacy" if t.legacy else "plain")
+        self._pid[:] = 0
         self.last_frame = None
         return events
