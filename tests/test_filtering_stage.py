@@ -192,3 +192,30 @@ def test_bad_stream_is_named():
         pf.update(Poses("a", 7, 0.0, [3, 3], np.zeros((2, 4)), np.repeat(kp, 2, 0)))
     with pytest.raises(ValueError, match="fps must be > 0"):
         PoseFilter(FilteringConfig(), 0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_replay_of_two_videos_on_one_camera(mode):
+    """A replay restarts frame numbers for the next video: a new segment, each video as offline."""
+    from edge.datasets.poselift import PoseVideo, Track
+    from edge.sources.replay import iter_poses
+
+    cfg = FilteringConfig(smoother=mode, max_gap=3)
+    videos = []
+    for seed, n in ((5, 90), (6, 20)):  # the second one shorter than the delay line
+        tracks = {tid: Track(fr, kp, np.zeros((len(fr), 4), np.float32))
+                  for tid, (fr, kp) in random_tracks(seed=seed).items() if (fr < n).sum() > 1}
+        tracks = {t: Track(tr.frames[tr.frames < n], tr.keypoints[tr.frames < n], tr.boxes[tr.frames < n])
+                  for t, tr in tracks.items()}
+        videos.append(PoseVideo(name=f"1_{seed}", camera=1, n_frames=n, tracks=tracks))
+    records = [r for k, v in enumerate(videos) for r in iter_poses(v, "cam1", id_offset=k << 32)]
+    pf, out = run_live(cfg, records)
+    assert pf.n_tracks == 0 and len(out) == len(records)
+    for k, v in enumerate(videos):
+        for pid, tr in v.tracks.items():
+            tid = (k << 32) + pid
+            off = filter_track(tr.frames, tr.keypoints, cfg, 15.0)
+            exp = {int(f): kp for f, kp, p in zip(off.frames, off.keypoints, off.present) if p}
+            got = {o.frame_index: o.keypoints[list(o.track_ids).index(tid)] for o in out if tid in o.track_ids}
+            assert sorted(got) == sorted(exp)
+            assert max(float(np.abs(got[f] - exp[f]).max()) for f in got) == 0.0

@@ -60,7 +60,8 @@ class FrameScores:
         return -self.smoothed
 
 
-def clip_frame_scores(n_frames: int, starts, normality, seg_len: int = 24, name: str = "clip") -> tuple[np.ndarray, int]:
+def clip_frame_scores(n_frames: int, starts, normality, seg_len: int = 24,
+                      name: str = "clip") -> tuple[np.ndarray, int]:
     """Steps 1-2 for one clip: ``(scores (n_frames,) float64 with +inf where unscored, dropped count)``."""
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     normality = np.asarray(normality, dtype=np.float64).reshape(-1)

@@ -18,7 +18,9 @@ Delay:
   the delayed records for those frames, with interpolated boxes.
 
 Track state is dropped when the record carrying the track's ``REMOVED`` event is emitted, and a track
-not seen for longer than any filter can reach back is dropped without one.
+not seen for longer than any filter can reach back is dropped without one. Frame numbers must increase;
+a frame number lower than the previous one (a replay starting its next video on the same camera)
+starts a new segment that no filter bridges into; a repeated frame number is an error.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ class PoseFilter:
         self._pending: deque = deque()
         self._camera: str | None = None
         self._last_frame: int | None = None
+        self._offset = 0  # internal frame = frame_index + offset (grows when a new segment starts)
 
     @property
     def n_tracks(self) -> int:
@@ -116,13 +119,14 @@ class PoseFilter:
     def update(self, poses: Poses) -> Poses | None:
         self._accept(poses)
         if self._mode == "centered":
-            self._pending.append((poses.frame_index, poses.t, poses.frame_size, poses.events))
+            self._pending.append((poses.frame_index + self._offset, poses.frame_index, poses.t,
+                                  poses.frame_size, poses.events))
             if len(self._pending) <= self.delay:
                 return None
             return self._emit_centered(*self._pending.popleft())
         out = self._emit_causal(poses)
         self._drop_removed(poses.events)
-        self._evict(poses.frame_index - self._reach)
+        self._evict(poses.frame_index + self._offset - self._reach)
         return out
 
     def flush(self) -> list[Poses]:
@@ -138,20 +142,25 @@ class PoseFilter:
         self._pending.clear()
         self._camera = None
         self._last_frame = None
+        self._offset = 0
 
     # -- input -------------------------------------------------------------------------------------
 
     def _accept(self, poses: Poses) -> None:
         if self._camera is not None and poses.camera_id != self._camera:
             raise ValueError(f"PoseFilter is per camera: got camera {poses.camera_id!r} after {self._camera!r}")
-        if self._last_frame is not None and poses.frame_index <= self._last_frame:
-            raise ValueError(f"camera {poses.camera_id!r}: frame {poses.frame_index} does not follow frame "
-                             f"{self._last_frame}")
         ids = poses.track_ids
         if len(set(ids.tolist())) != len(ids):
             uniq, counts = np.unique(ids, return_counts=True)
             raise ValueError(f"camera {poses.camera_id!r} frame {poses.frame_index}: duplicate track ids "
                              f"{uniq[counts > 1].tolist()}")
+        if self._last_frame is not None and poses.frame_index == self._last_frame:
+            raise ValueError(f"camera {poses.camera_id!r}: frame {poses.frame_index} does not follow frame "
+                             f"{self._last_frame}")
+        if self._last_frame is not None and poses.frame_index < self._last_frame:
+            # frame numbers restarted (a replay's next video): a new segment, far enough away in
+            # internal frames that nothing before it reaches into it
+            self._offset += self._last_frame - poses.frame_index + 2 * (self._reach + self.delay) + 2
         self._camera = poses.camera_id
         self._last_frame = poses.frame_index
         one_euro = self._mode == "one_euro"
@@ -159,7 +168,7 @@ class PoseFilter:
             tr = self._tracks.get(tid)
             if tr is None:
                 tr = self._tracks[tid] = _Track(self._capacity, one_euro)
-            tr.push(poses.frame_index, poses.keypoints[i], poses.boxes[i])
+            tr.push(poses.frame_index + self._offset, poses.keypoints[i], poses.boxes[i])
 
     def _drop_removed(self, events) -> None:
         for ev in events:
@@ -175,7 +184,7 @@ class PoseFilter:
     def _emit_causal(self, poses: Poses) -> Poses:
         cfg = self.cfg
         out = np.zeros((len(poses), 17, 3))
-        frame = poses.frame_index
+        frame = poses.frame_index + self._offset
         one = np.zeros(1, dtype=np.int64)
         trailing = self._mode in ("causal", "causal_mean")
         for i, tid in enumerate(poses.track_ids.tolist()):
@@ -195,10 +204,10 @@ class PoseFilter:
                 K.densify(one, raw[None], 1, 0, cfg.min_confidence, K.CONF_DECAY, row,
                           np.zeros((1, 17), dtype=np.bool_), np.zeros(1, dtype=np.bool_))
             K.fill_missing(row, one, raw[None], 0, 1)
-        return Poses(poses.camera_id, frame, poses.t, poses.track_ids, poses.boxes, out.astype(np.float32),
-                     poses.events, poses.frame_size)
+        return Poses(poses.camera_id, poses.frame_index, poses.t, poses.track_ids, poses.boxes,
+                     out.astype(np.float32), poses.events, poses.frame_size)
 
-    def _emit_centered(self, frame: int, t: float, frame_size, events) -> Poses:
+    def _emit_centered(self, frame: int, frame_index: int, t: float, frame_size, events) -> Poses:
         cfg = self.cfg
         reach = self.delay
         length = 2 * reach + 1
@@ -221,7 +230,7 @@ class PoseFilter:
                 self._tracks.pop(int(ev.track_id), None)
         self._evict(frame - reach)
         n = len(ids)
-        return Poses(self._camera or "", frame, t, np.array(ids, dtype=np.int64),
+        return Poses(self._camera or "", frame_index, t, np.array(ids, dtype=np.int64),
                      np.array(boxes, dtype=np.float32).reshape(n, 4),
                      np.array(kps, dtype=np.float32).reshape(n, 17, 3), events, frame_size)
 
