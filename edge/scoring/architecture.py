@@ -42,10 +42,6 @@ class StgnfArchitecture(BaseModel):
     temporal_kernel: int | None = Field(None, description="Temporal convolution length; None = seg_len // 2 + 1.")
     max_hops: int = Field(8, description="Neighbourhood of the uniform adjacency (8 = all joints).", ge=1, le=17)
     prior_mean: float = Field(3.0, description="Mean R of the Gaussian prior N(R, 1) on every latent element.")
-    first_coupling_logdet_weight: int = Field(
-        N_JOINTS, description="Weight of the first step's coupling log-det in the likelihood. The published "
-        "implementation counts it once per joint (18x): its scores and benchmark numbers depend on that, so "
-        "it is kept; 1 gives the exact change-of-variables density.", ge=1)
     in_channels: Literal[2] = Field(2, description="Input channels (x, y).")
     n_joints: Literal[18] = Field(18, description="Joints per frame (OpenPose-18 order).")
     hidden_channels: Literal[0] = Field(0, description="Hidden width of the conditioning network (single unit).")

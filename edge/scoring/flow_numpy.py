@@ -36,7 +36,9 @@ class FoldedStep:
     res_w: np.ndarray | None  # (2,): residual conv weight * BN scale (absent in step 0)
     res_b: np.ndarray | None
     ld_const: float  # ActNorm log-det of this step: T * V * sum(logs)
-    coupling_ld_weight: float  # see StgnfArchitecture.first_coupling_logdet_weight
+    # the coupling scale is computed on (T, V'); with V' = 1 (uniform adjacency, no residual: step 0)
+    # it is the same for every joint and its log counts V times
+    coupling_ld_weight: float
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def fold(weights: dict[str, np.ndarray], arch: StgnfArchitecture) -> FoldedFlow:
             gcn_w=a1 * wg, gcn_b=a1[:, None] * bg[:, None] * colsum[None, :] + c1[:, None],
             tcn_w=a2[:, None, None] * tw, tcn_b=a2 * tb + c2, res_w=res_w, res_b=res_b,
             ld_const=tv * float(logs.sum()),
-            coupling_ld_weight=float(arch.first_coupling_logdet_weight if k == 0 else 1)))
+            coupling_ld_weight=float(arch.n_joints if (uniform and res_w is None) else 1)))
     return FoldedFlow(arch=arch, steps=tuple(steps), adjacency=A, uniform=uniform)
 
 
