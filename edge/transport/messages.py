@@ -110,9 +110,14 @@ class OutboxHealth(_Model):
 
 
 class CameraHealth(_Model):
+    state: Literal["starting", "online", "stalled", "reconnecting", "failed", "offline", "stopped",
+                   "disabled"] | None = None
     fps: Finite | None = None
     frames: NonNeg | None = None
     dropped_frames: NonNeg | None = None
+    rejected_frames: NonNeg | None = None
+    restarts: NonNeg | None = None
+    last_frame_age_s: Finite | None = None
 
 
 class HealthMessage(Envelope):
@@ -132,7 +137,7 @@ class CameraStatusMessage(Envelope):
     schema_: Literal["poselift.camera_status/1"] = Field(_schema("camera_status"), alias="schema",
                                                          serialization_alias="schema")
     camera_id: Ident
-    state: Literal["online", "offline", "stalled", "disabled"]
+    state: Literal["starting", "online", "stalled", "reconnecting", "failed", "offline", "stopped", "disabled"]
     fps: Finite | None = None
     reason: ShortText | None = None
 
