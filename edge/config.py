@@ -72,6 +72,8 @@ class PerceptionConfig(_Section):
     detection_threshold: float = Field(0.3, description="Minimum person score kept from the detector.", ge=0, le=1)
     nms_iou: float = Field(0.45, description="IoU above which overlapping detections are suppressed.", gt=0, le=1)
     max_batch: int = Field(16, description="Largest batch of person crops sent to the pose engine at once.", ge=1)
+    pose_roi_reuse: bool = Field(False, description="BlazePose: start each tracked person from the region found on "
+                                 "the previous frame (one pass instead of two).")
 
 
 class TrackingConfig(_Section):

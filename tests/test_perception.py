@@ -171,12 +171,20 @@ def test_detect_command_on_a_video_and_bad_input(tmp_path, capsys):
     frames = json.loads(out.read_text())["frames"]
     assert [f["frame"] for f in frames] == [0, 1, 2, 3]
     assert all(3 <= len(f["persons"]) <= 4 for f in frames)
+    if "track_id" in frames[0]["persons"][0]:  # the tracker is installed: ids persist across frames
+        ids = [sorted(p["track_id"] for p in f["persons"]) for f in frames[1:]]
+        assert all(i == ids[0] for i in ids)
     assert cv2.VideoCapture(str(tmp_path / "v.avi")).read()[0]
     assert _detect_cli("--image", str(tmp_path / "missing.png")) == 2
     assert "not found" in capsys.readouterr().err
     (tmp_path / "junk.png").write_bytes(b"not an image")
     assert _detect_cli("--image", str(tmp_path / "junk.png")) == 2
     assert "not a readable image" in capsys.readouterr().err
+    m = shared_path("models")
+    from edge.cli import main
+    assert main(["detect", "--image", str(shared_path("images", "peds_1.jpg")), "--detector",
+                 str(m / "mediapipe_pose_landmark_lite.onnx"), "--pose", str(m / "yolox_nano.onnx")]) == 2
+    assert "is this a detector model" in capsys.readouterr().err
 
 
 def test_dynamic_batch_blazepose_matches_the_original(tmp_path, detector):

@@ -315,3 +315,64 @@ def test_newest_frame_wins_and_drops_are_counted(camera_factory):
         assert st.fps > 0
     finally:
         sup.stop()
+
+
+# --------------------------------------------------------------------------- jetson-utils path
+# jetson-utils exists only on a Jetson. This stand-in follows its documented Python API
+# (videoSource(uri, argv=[...]), Capture(format=, timeout=ms) -> image or None on timeout,
+# IsStreaming(), cudaToNumpy() giving a view of the capture ring buffer, cudaDeviceSynchronize())
+# to check our side of the contract: frames are copied out before the ring buffer is reused,
+# RGB becomes BGR, timeouts and end of stream are told apart. It says nothing about a real device.
+
+class _RingSource:
+    def __init__(self, uri, argv=()):
+        self.uri, self.argv = uri, list(argv)
+        self.ring = [np.zeros((4, 6, 3), np.uint8) for _ in range(2)]
+        self.n = 0
+        self.script = ["frame", "timeout", "frame", "frame", "eos"]
+
+    def Capture(self, format="rgb8", timeout=1000):
+        assert format == "rgb8" and timeout >= 1
+        step = self.script.pop(0) if self.script else "eos"
+        if step == "timeout":
+            return None
+        if step == "eos":
+            self.streaming = False
+            return None
+        buf = self.ring[self.n % 2]
+        buf[:] = (self.n + 1, 100, 200)  # R, G, B
+        self.n += 1
+        return buf
+
+    def IsStreaming(self):
+        return getattr(self, "streaming", True)
+
+    def Close(self):
+        self.closed = True
+
+
+def test_jetson_source_copies_out_of_the_ring_buffer(monkeypatch):
+    import types
+
+    fake = types.ModuleType("jetson_utils")
+    made = []
+    fake.videoSource = lambda uri, argv=(): made.append(_RingSource(uri, argv)) or made[-1]
+    fake.cudaToNumpy = lambda img: img
+    fake.cudaDeviceSynchronize = lambda: None
+    monkeypatch.setitem(__import__("sys").modules, "jetson_utils", fake)
+
+    src = open_source("csi://0", 1280, 720, 15, camera_id="door")
+    assert type(src).__name__ == "JetsonSource"
+    assert made[0].argv == ["--input-width=1280", "--input-height=720", "--input-rate=15"]
+    first = src.read(0.5)
+    assert src.read(0.5) is None  # a timeout is not the end
+    second, third = src.read(0.5), src.read(0.5)  # third reuses first's ring slot
+    assert first.image[0, 0].tolist() == [200, 100, 1]  # BGR, and untouched by the reuse
+    assert third.image[0, 0].tolist() == [200, 100, 3] and second.image[0, 0, 2] == 2
+    assert [first.frame_index, second.frame_index, third.frame_index] == [0, 1, 2]
+    with pytest.raises(EndOfStream):
+        src.read(0.5)
+    src.close()
+    assert made[0].closed
+    with pytest.raises(SourceError, match="could not be opened"):  # http goes to OpenCV, not jetson-utils
+        open_source("http://127.0.0.1:9/x.mjpg", open_timeout_s=1.0)

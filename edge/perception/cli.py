@@ -50,7 +50,7 @@ def _tracker(fps: float):
     """The tracking stage when it is installed, else None (per-frame detections)."""
     try:
         from edge.config import TrackingConfig
-        from edge.tracking import TrackingStage
+        from edge.tracking.stage import TrackingStage
     except ImportError:
         return None
     try:

@@ -13,8 +13,9 @@ def input_geometry(engine, default_size: tuple[int, int]) -> tuple[str, tuple[in
         return "images", default_size
     spec = engine.inputs[0]
     shape = tuple(spec.shape)
-    if len(shape) != 4:
-        raise ValueError(f"detector input {spec.name!r} has shape {shape}; expected NCHW (4 dimensions)")
+    if len(shape) != 4 or shape[1] != 3:
+        raise ValueError(f"detector input {spec.name!r} has shape {shape}; expected (N, 3, H, W) - "
+                         f"is this a detector model?")
     h, w = shape[2], shape[3]
     if not (isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0):
         return spec.name, default_size
