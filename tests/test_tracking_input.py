@@ -110,8 +110,9 @@ def test_tracker_drops_invalid_rows_and_keeps_its_state():
     scene = crowded_scene(12, 50, seed=11)
     clean, dirty = ByteTracker(), ByteTracker()
     junk_boxes = np.array([[np.nan, 1, 2, 3], [0, 0, np.inf, 5], [10, 10, 10, 30], [10, 10, 5, 30],
-                           [10, 10, 50, 5], [0, 0, 40, 80], [0, 0, 40, 80]])
-    junk_scores = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 1.2, np.nan])
+                           [10, 10, 50, 5], [0, 0, 40, 80], [0, 0, 40, 80], [0, 0, 40, 80],
+                           [1e300, 0, 2e300, 80], [5, 5, 5 + 1e-9, 5 + 1e-9]])
+    junk_scores = np.array([0.9, 0.9, 0.9, 0.9, 0.9, 1.2, np.nan, -0.5, 0.9, 0.9])
     for k, (boxes, scores) in enumerate(scene):
         oc = clean.update(boxes, scores)
         pos = k % (len(boxes) + 1)
@@ -119,7 +120,7 @@ def test_tracker_drops_invalid_rows_and_keeps_its_state():
         s = np.insert(scores, pos, junk_scores)
         od = dirty.update(b, s)
         assert np.array_equal(oc.ids, od.ids) and np.allclose(oc.tlwh, od.tlwh)
-    assert dirty.dropped == 7 * len(scene) and clean.dropped == 0
+    assert dirty.dropped == len(junk_scores) * len(scene) and clean.dropped == 0
 
 
 def test_tracker_rejects_wrong_shapes_clearly():
@@ -134,3 +135,26 @@ def test_tracker_rejects_wrong_shapes_clearly():
         ByteTracker(iou="giou")
     with pytest.raises(ValueError, match="track_thresh"):
         ByteTracker(track_thresh=2.0)
+
+
+def test_random_garbage_never_crashes_or_poisons_the_state():
+    from edge.tracking.reference import NumpyByteTracker
+
+    rng = np.random.default_rng(12)
+    scene = crowded_scene(10, 80, seed=12)
+    trk, ref = ByteTracker(capacity=8), NumpyByteTracker()
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -1.0, 1e7, 1e-12, 2.0])
+    for boxes, scores in scene:
+        n = rng.integers(0, 6)
+        junk = rng.normal(500, 400, (n, 4))
+        if n:
+            junk.flat[rng.integers(0, junk.size, rng.integers(0, 4))] = rng.choice(specials)
+        js = rng.choice(np.r_[rng.random(4), specials], n)
+        b = np.vstack([boxes, junk])
+        s = np.concatenate([scores, js])
+        order = rng.permutation(len(s))
+        out = trk.update(b[order], s[order])
+        oref = ref.update(b[order], s[order])
+        assert np.isfinite(out.tlwh).all() and np.isfinite(out.scores).all()
+        assert np.array_equal(out.ids, oref.ids) and np.allclose(out.tlwh, oref.tlwh, atol=1e-6)
+    assert trk.dropped > 0

@@ -24,6 +24,9 @@ EV_STARTED = 0
 EV_LOST = 1
 EV_REMOVED = 2
 
+_MAX_COORD = 1e6   # pixels
+_MIN_SIDE = 1e-3   # pixels
+
 # meta slots
 M_FRAME, M_NEXT_ID, M_NT, M_NL, M_NFREE = 0, 1, 2, 3, 4
 
@@ -57,7 +60,8 @@ def _iou_cost(a, na, b, nb, legacy):
                 if ih > 0:
                     ua = (a[i, 2] - a[i, 0] + one) * (a[i, 3] - a[i, 1] + one) + b_area - iw * ih
                     ov = iw * ih / ua
-            cost[i, j] = 1.0 - ov
+            # A non-finite overlap (only from a diverged filter) must not reach the solver.
+            cost[i, j] = 1.0 - ov if np.isfinite(ov) else 1.0
     return cost
 
 
@@ -119,7 +123,10 @@ def step(boxes, scores, p_track, p_match, p_det, max_lost, fuse, legacy,
         y2 = boxes[k, 3]
         sc = scores[k]
         ok = np.isfinite(x1) and np.isfinite(y1) and np.isfinite(x2) and np.isfinite(y2) and np.isfinite(sc)
-        if not ok or not (x2 > x1 and y2 > y1) or sc < 0.0 or sc > 1.0:
+        # Bounds far outside any camera keep the filter's squares and divisions finite.
+        ok = ok and abs(x1) < _MAX_COORD and abs(y1) < _MAX_COORD and abs(x2) < _MAX_COORD \
+            and abs(y2) < _MAX_COORD
+        if not ok or not (x2 - x1 >= _MIN_SIDE and y2 - y1 >= _MIN_SIDE) or sc < 0.0 or sc > 1.0:
             dropped += 1
             continue
         w = x2 - x1

@@ -5,8 +5,9 @@
 numbers, plus lifecycle events. Those numbers are sequential and must not leave the device; the
 pipeline stage maps them to pseudonyms.
 
-Rows with NaN or infinite values, empty or negative extent, or a score outside 0..1 are dropped
-inside the step and counted in ``dropped``; they never reach the filter or the assignment.
+Rows with NaN or infinite values, a side under 0.001 px (empty or negative extent), a coordinate
+beyond a million pixels, or a score outside 0..1 are dropped inside the step and counted in
+``dropped``; they never reach the filter or the assignment.
 """
 
 from __future__ import annotations

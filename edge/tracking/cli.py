@@ -84,6 +84,9 @@ def run(args) -> int:
     except OSError as e:
         print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
+    if tracker.dropped:
+        print(f"warning: {tracker.dropped} detections dropped (side under 0.001 px or a coordinate beyond "
+              f"1e6 px)", file=sys.stderr)
     n_frames = det.last_frame
     print(f"{args.detections}: {n_frames} frames, {len(det.frames)} detections -> {n_rows} rows, "
           f"{len(ids)} tracks in {args.out} ({elapsed * 1e3:.1f} ms incl. first-call load)")

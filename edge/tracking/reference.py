@@ -128,8 +128,10 @@ class NumpyByteTracker:
         self.frame += 1
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        ok = np.isfinite(boxes).all(1) & np.isfinite(scores) & (boxes[:, 2] > boxes[:, 0]) \
-            & (boxes[:, 3] > boxes[:, 1]) & (scores >= 0) & (scores <= 1)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(boxes).all(1) & np.isfinite(scores) & (np.abs(boxes) < 1e6).all(1) \
+                & (boxes[:, 2] - boxes[:, 0] >= 1e-3) & (boxes[:, 3] - boxes[:, 1] >= 1e-3) \
+                & (scores >= 0) & (scores <= 1)
         boxes, scores = boxes[ok], scores[ok]
         tlwh = boxes.copy()
         tlwh[:, 2:] -= tlwh[:, :2]
