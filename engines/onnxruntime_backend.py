@@ -129,6 +129,7 @@ class OrtEngine(Engine):
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # errors only; ORT's graph-cleanup warnings are not actionable here
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types
