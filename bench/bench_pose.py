@@ -43,7 +43,7 @@ def main() -> int:
     from edge.perception.pose import PoseEstimator
     from edge.records import Frame, Tracks
     from engines.adapters import common
-    from engines.adapters.batching import make_dynamic_batch
+    from engines.batching import make_batch_dynamic
     from engines.onnxruntime_backend import OrtEngine
 
     models, images = args.shared / "models", args.shared / "images"
@@ -79,7 +79,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for variant in ("lite", "full"):
             path = models / f"mediapipe_pose_landmark_{variant}.onnx"
-            dyn_path = make_dynamic_batch(path, Path(tmp) / f"{variant}_dyn.onnx")
+            dyn_path = make_batch_dynamic(path, Path(tmp) / f"{variant}_dyn.onnx")
             eng1 = OrtEngine(path, threads=args.threads)
             engd = OrtEngine(dyn_path, threads=args.threads)
             name = eng1.inputs[0].name
