@@ -1,12 +1,12 @@
 """Tracker speed: Numba ByteTrack vs supervision 0.30.9's ByteTrack vs the numpy reference, one run.
 
-    .venv/bin/python bench/bench_tracking.py [--quick]
+    .venv/bin/python bench/bench_tracking.py [--quick] [--compile]
 
 Measures the tracker update only (detections prepared beforehand), single thread, on
 - the MOT15 sequences of ../shared/tracking/detections (about 6 detections a frame),
 - a crowded synthetic scene at 50 and 200 detections a frame,
-and the start-up cost: a fresh process with the Numba cache present (cold) and, for information, one
-with an empty cache (compile). Prints frames/s, ms a frame and the ratios.
+and the start-up cost: a fresh process with the Numba cache present (cold) and, with ``--compile``,
+one with an empty cache. Prints frames/s, ms a frame and the ratios.
 """
 
 from __future__ import annotations
@@ -110,13 +110,18 @@ def line(name, frames, seconds):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repeats and shorter stress runs")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time a fresh process with an empty Numba cache (compiles everything, ~20-30 s)")
     args = ap.parse_args()
     reps = 3 if args.quick else 7
 
     # Warm every kernel before timing (and make sure the on-disk cache exists for the cold run).
     run_ours(crowded_scene(20, 20, seed=1))
     print("start-up, fresh process (import / first update / second update):")
-    for label, cache in (("cold, Numba cache present", None), ("no cache (compile)", tempfile.mkdtemp())):
+    runs = [("cold, Numba cache present", None)]
+    if args.compile:
+        runs.append(("no cache (compile)", tempfile.mkdtemp()))
+    for label, cache in runs:
         a, b, c = cold_start(cache)
         print(f"  {label:<34} import {a * 1e3:7.1f} ms, first update {b * 1e3:8.1f} ms, "
               f"second {c * 1e3:.3f} ms")
