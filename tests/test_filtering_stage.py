@@ -219,3 +219,24 @@ def test_replay_of_two_videos_on_one_camera(mode):
             got = {o.frame_index: o.keypoints[list(o.track_ids).index(tid)] for o in out if tid in o.track_ids}
             assert sorted(got) == sorted(exp)
             assert max(float(np.abs(got[f] - exp[f]).max()) for f in got) == 0.0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_many_tracks_grow_the_slabs_and_reuse_slots(mode):
+    cfg = FilteringConfig(smoother=mode, max_gap=2, window=4)
+    rng = np.random.default_rng(9)
+    tracks = {}
+    for tid in range(40):  # more than the initial slots, with turnover
+        a = int(rng.integers(0, 60))
+        fr = np.arange(a, a + int(rng.integers(3, 40)))
+        fr = fr[rng.random(len(fr)) > 0.15]
+        kp = rng.uniform(0, 500, (len(fr), 17, 3)).astype(np.float32)
+        kp[:, :, 2] = rng.uniform(0.1, 1, (len(fr), 17))
+        tracks[1000 + tid] = (fr, kp)
+    pf, out = run_live(cfg, stream(tracks, 110))
+    for tid, (fr, kp) in tracks.items():
+        off = filter_track(fr, kp, cfg, 15.0)
+        exp = {int(f): k for f, k, p in zip(off.frames, off.keypoints, off.present) if p}
+        got = {o.frame_index: o.keypoints[list(o.track_ids).index(tid)] for o in out if tid in o.track_ids}
+        assert sorted(got) == sorted(exp)
+        assert all(np.array_equal(got[f], exp[f]) for f in got)

@@ -1,8 +1,9 @@
 """Live pose filter of one camera: ``PoseFilter(cfg, fps).update(poses) -> Poses``.
 
-Per track it keeps a preallocated ring buffer of the last raw poses (and, for One-Euro, the filter
-state) and runs the same kernels as :mod:`edge.filtering.offline` on it, so a stream filtered live
-equals the offline result of the same track (tests hold it to that).
+Per track it keeps a ring buffer of the last raw poses (and, for One-Euro, the filter state) in
+preallocated slabs (one slot per track, grown by doubling), and runs the same kernels as
+:mod:`edge.filtering.offline` on it, so a stream filtered live equals the offline result of the same
+track (tests hold it to that). One Numba call per record handles all tracks of the camera.
 
 Delay:
 
@@ -30,45 +31,11 @@ from collections import deque
 import numpy as np
 
 from edge.filtering import _kernels as K
+from edge.filtering import _live as L
 from edge.records import Poses, TrackEventKind
 
 _FAR = np.iinfo(np.int64).min // 4
-
-
-class _Track:
-    __slots__ = ("frames", "kp", "boxes", "head", "count", "first", "last", "euro", "euro_last", "euro_val")
-
-    def __init__(self, capacity: int, one_euro: bool):
-        self.frames = np.zeros(capacity, dtype=np.int64)
-        self.kp = np.zeros((capacity, 17, 3), dtype=np.float32)
-        self.boxes = np.zeros((capacity, 4), dtype=np.float32)
-        self.head = 0
-        self.count = 0
-        self.first = None
-        self.last = None
-        if one_euro:
-            self.euro = np.zeros((17, 5))
-            self.euro_last = np.full(17, _FAR, dtype=np.int64)
-            self.euro_val = np.zeros((17, 3))
-
-    def push(self, frame: int, kp: np.ndarray, box: np.ndarray) -> None:
-        cap = len(self.frames)
-        self.frames[self.head] = frame
-        self.kp[self.head] = kp
-        self.boxes[self.head] = box
-        self.head = (self.head + 1) % cap
-        self.count = min(self.count + 1, cap)
-        if self.first is None:
-            self.first = frame
-        self.last = frame
-
-    def box_at(self, frame: int, lo: int, hi: int) -> np.ndarray:
-        """The box at ``frame``: its own, or interpolated between the observations around it."""
-        cap = len(self.frames)
-        idx = (self.head - self.count + np.arange(self.count)) % cap
-        fr = self.frames[idx]
-        keep = (fr >= lo) & (fr <= hi)
-        return _box_at(fr[keep], self.boxes[idx[keep]], frame)
+_INITIAL_SLOTS = 16
 
 
 class PoseFilter:
@@ -85,49 +52,55 @@ class PoseFilter:
             self.delay = self._half + cfg.max_gap
             reach = 2 * self.delay + 1
             capacity = 2 * self.delay + 2
+            span, centre = 2 * self.delay + 1, self.delay
         elif self._mode in ("causal", "causal_mean"):
             self.delay = 0
             reach = cfg.window + cfg.max_gap
             capacity = reach + 1
+            span, centre = reach, reach - 1
         elif self._mode in ("one_euro", "none"):
             self.delay = 0
             reach = cfg.max_gap + 1
             capacity = 1
+            span, centre = 1, 0
         else:
             raise ValueError(f"unknown smoother {self._mode!r}")
         self._reach = reach
-        if self._mode == "centered":
-            span, centre = 2 * self.delay + 1, self.delay
-        else:
-            span, centre = reach, reach - 1
-        # head, count, lo (set per call), span, centre, centered, half, even, window, fit, max_gap
-        self._ip = np.array([0, 0, 0, span, centre, self._mode == "centered", self._half, cfg.window % 2 == 0,
-                             cfg.window, self._mode == "causal", cfg.max_gap], dtype=np.int64)
-        self._fp = np.array([cfg.min_confidence, K.CONF_DECAY], dtype=np.float64)
         self._capacity = capacity
-        self._tracks: dict[int, _Track] = {}
-        self._pending: deque = deque()
-        self._camera: str | None = None
-        self._last_frame: int | None = None
-        self._offset = 0  # internal frame = frame_index + offset (grows when a new segment starts)
+        self._ip = np.array([span, centre, self._mode == "centered", self._half, cfg.window % 2 == 0, cfg.window,
+                             self._mode == "causal", cfg.max_gap], dtype=np.int64)
+        self._fp = np.array([cfg.min_confidence, K.CONF_DECAY], dtype=np.float64)
+        self.reset()
 
     @property
     def n_tracks(self) -> int:
         """Tracks with live state (for health reporting and tests)."""
-        return len(self._tracks)
+        return len(self._slots)
 
     def update(self, poses: Poses) -> Poses | None:
-        self._accept(poses)
+        """Filter one record of this camera; see the module docstring for what comes back when."""
+        slots = self._accept(poses)
+        frame = poses.frame_index + self._offset
         if self._mode == "centered":
-            self._pending.append((poses.frame_index + self._offset, poses.frame_index, poses.t,
-                                  poses.frame_size, poses.events))
+            self._pending.append((frame, poses.frame_index, poses.t, poses.frame_size, poses.events))
             if len(self._pending) <= self.delay:
                 return None
             return self._emit_centered(*self._pending.popleft())
-        out = self._emit_causal(poses)
+        out = np.zeros((len(slots), 17, 3))
+        cfg = self.cfg
+        if self._mode in ("causal", "causal_mean"):
+            L.window_rows(slots, frame, self._fr, self._kp, self._head, self._count, self._ip, self._fp, out,
+                          np.empty(len(slots), np.int64))
+        elif self._mode == "one_euro":
+            L.one_euro_rows(slots, frame, poses.keypoints, self._euro, self._euro_last, self._euro_val, cfg.max_gap,
+                            cfg.min_confidence, K.CONF_DECAY, 1.0 / self.fps, cfg.one_euro_min_cutoff,
+                            cfg.one_euro_beta, cfg.one_euro_d_cutoff, out)
+        else:
+            L.mask_rows(poses.keypoints, cfg.min_confidence, K.CONF_DECAY, out)
         self._drop_removed(poses.events)
-        self._evict(poses.frame_index + self._offset - self._reach)
-        return out
+        self._evict(frame - self._reach)
+        return Poses(poses.camera_id, poses.frame_index, poses.t, poses.track_ids, poses.boxes,
+                     out.astype(np.float32), poses.events, poses.frame_size)
 
     def flush(self) -> list[Poses]:
         """End of stream: the records still in the delay line, then all state is cleared."""
@@ -138,20 +111,59 @@ class PoseFilter:
     finish = flush
 
     def reset(self) -> None:
-        self._tracks.clear()
-        self._pending.clear()
-        self._camera = None
-        self._last_frame = None
-        self._offset = 0
+        """Forget every track and the delay line."""
+        self._slots: dict[int, int] = {}
+        self._free: list[int] = []
+        self._alloc(_INITIAL_SLOTS)
+        self._pending: deque = deque()
+        self._camera: str | None = None
+        self._last_frame: int | None = None
+        self._offset = 0  # internal frame = frame_index + offset (grows when a new segment starts)
 
-    # -- input -------------------------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------------------
 
-    def _accept(self, poses: Poses) -> None:
+    def _alloc(self, n_slots: int) -> None:
+        """(Re)allocate the slabs for ``n_slots`` tracks, keeping what is there."""
+        cap = self._capacity
+        old = getattr(self, "_fr", None)
+        have = 0 if old is None or not self._slots else len(old)
+        new = {
+            "_fr": np.zeros((n_slots, cap), np.int64), "_kp": np.zeros((n_slots, cap, 17, 3), np.float32),
+            "_bx": np.zeros((n_slots, cap, 4), np.float32), "_head": np.zeros(n_slots, np.int64),
+            "_count": np.zeros(n_slots, np.int64), "_first": np.zeros(n_slots, np.int64),
+            "_last": np.zeros(n_slots, np.int64), "_euro": np.zeros((n_slots, 17, 5)),
+            "_euro_last": np.full((n_slots, 17), _FAR, np.int64), "_euro_val": np.zeros((n_slots, 17, 3)),
+        }
+        for name, arr in new.items():
+            if have:
+                arr[:have] = getattr(self, name)[:have]
+            setattr(self, name, arr)
+        self._free.extend(range(n_slots - 1, have - 1, -1))
+
+    def _slot(self, tid: int, frame: int) -> int:
+        s = self._slots.get(tid)
+        if s is None:
+            if not self._free:
+                self._alloc(2 * len(self._fr))
+            s = self._free.pop()
+            self._slots[tid] = s
+            self._head[s] = self._count[s] = 0
+            self._first[s] = frame
+            self._euro[s] = 0.0
+            self._euro_last[s] = _FAR
+        return s
+
+    def _release(self, tid: int) -> None:
+        s = self._slots.pop(tid, None)
+        if s is not None:
+            self._free.append(s)
+
+    def _accept(self, poses: Poses) -> np.ndarray:
         if self._camera is not None and poses.camera_id != self._camera:
             raise ValueError(f"PoseFilter is per camera: got camera {poses.camera_id!r} after {self._camera!r}")
-        ids = poses.track_ids
-        if len(set(ids.tolist())) != len(ids):
-            uniq, counts = np.unique(ids, return_counts=True)
+        ids = poses.track_ids.tolist()
+        if len(set(ids)) != len(ids):
+            uniq, counts = np.unique(poses.track_ids, return_counts=True)
             raise ValueError(f"camera {poses.camera_id!r} frame {poses.frame_index}: duplicate track ids "
                              f"{uniq[counts > 1].tolist()}")
         if self._last_frame is not None and poses.frame_index == self._last_frame:
@@ -163,83 +175,35 @@ class PoseFilter:
             self._offset += self._last_frame - poses.frame_index + 2 * (self._reach + self.delay) + 2
         self._camera = poses.camera_id
         self._last_frame = poses.frame_index
-        one_euro = self._mode == "one_euro"
-        for i, tid in enumerate(ids.tolist()):
-            tr = self._tracks.get(tid)
-            if tr is None:
-                tr = self._tracks[tid] = _Track(self._capacity, one_euro)
-            tr.push(poses.frame_index + self._offset, poses.keypoints[i], poses.boxes[i])
+        frame = poses.frame_index + self._offset
+        slots = np.array([self._slot(t, frame) for t in ids], dtype=np.int64)
+        L.push(slots, frame, poses.keypoints, poses.boxes, self._fr, self._kp, self._bx, self._head, self._count,
+               self._last)
+        return slots
 
     def _drop_removed(self, events) -> None:
         for ev in events:
             if ev.kind == TrackEventKind.REMOVED:
-                self._tracks.pop(int(ev.track_id), None)
+                self._release(int(ev.track_id))
 
     def _evict(self, older_than: int) -> None:
-        for tid in [t for t, tr in self._tracks.items() if tr.last < older_than]:
-            del self._tracks[tid]
+        for tid in [t for t, s in self._slots.items() if self._last[s] < older_than]:
+            self._release(tid)
 
-    # -- output ------------------------------------------------------------------------------------
-
-    def _emit_causal(self, poses: Poses) -> Poses:
-        cfg = self.cfg
-        out = np.zeros((len(poses), 17, 3))
-        frame = poses.frame_index + self._offset
-        one = np.zeros(1, dtype=np.int64)
-        trailing = self._mode in ("causal", "causal_mean")
-        for i, tid in enumerate(poses.track_ids.tolist()):
-            tr = self._tracks[tid]
-            raw = poses.keypoints[i]
-            row = out[i:i + 1]
-            if trailing:
-                ip = self._ip
-                ip[0], ip[1], ip[2] = tr.head, tr.count, frame - self._reach + 1
-                K.live_row(tr.frames, tr.kp, ip, self._fp, row[0])
-                continue
-            if self._mode == "one_euro":
-                K.one_euro_live(tr.euro, tr.euro_last, tr.euro_val, frame, raw, cfg.max_gap, cfg.min_confidence,
-                                K.CONF_DECAY, 1.0 / self.fps, cfg.one_euro_min_cutoff, cfg.one_euro_beta,
-                                cfg.one_euro_d_cutoff, row[0])
-            else:
-                K.densify(one, raw[None], 1, 0, cfg.min_confidence, K.CONF_DECAY, row,
-                          np.zeros((1, 17), dtype=np.bool_), np.zeros(1, dtype=np.bool_))
-            K.fill_missing(row, one, raw[None], 0, 1)
-        return Poses(poses.camera_id, poses.frame_index, poses.t, poses.track_ids, poses.boxes,
-                     out.astype(np.float32), poses.events, poses.frame_size)
+    # -- delayed output ----------------------------------------------------------------------------
 
     def _emit_centered(self, frame: int, frame_index: int, t: float, frame_size, events) -> Poses:
-        cfg = self.cfg
-        reach = self.delay
-        length = 2 * reach + 1
-        lo = frame - reach
-        ids, boxes, kps = [], [], []
-        for tid, tr in self._tracks.items():
-            if tr.first > frame or tr.last < frame:
-                continue
-            row = np.empty((17, 3))
-            ip = self._ip
-            ip[0], ip[1], ip[2] = tr.head, tr.count, lo
-            slot = K.live_row(tr.frames, tr.kp, ip, self._fp, row)
-            if slot == -1:
-                continue
-            ids.append(tid)
-            kps.append(row)
-            boxes.append(tr.boxes[slot] if slot >= 0 else tr.box_at(frame, lo, frame + reach))
-        for ev in events:
-            if ev.kind == TrackEventKind.REMOVED:
-                self._tracks.pop(int(ev.track_id), None)
-        self._evict(frame - reach)
-        n = len(ids)
-        return Poses(self._camera or "", frame_index, t, np.array(ids, dtype=np.int64),
-                     np.array(boxes, dtype=np.float32).reshape(n, 4),
-                     np.array(kps, dtype=np.float32).reshape(n, 17, 3), events, frame_size)
-
-
-def _box_at(frames: np.ndarray, boxes: np.ndarray, frame: int) -> np.ndarray:
-    """The track's box at ``frame``: its own, or interpolated between the observations around it."""
-    k = int(np.searchsorted(frames, frame))
-    if k < len(frames) and frames[k] == frame:
-        return boxes[k]
-    a, b = k - 1, k
-    f = (frame - frames[a]) / float(frames[b] - frames[a])
-    return boxes[a] + np.float32(f) * (boxes[b] - boxes[a])
+        tids = np.fromiter(self._slots.keys(), np.int64, len(self._slots))
+        slots = np.fromiter(self._slots.values(), np.int64, len(self._slots))
+        cand = (self._first[slots] <= frame) & (self._last[slots] >= frame)
+        tids, slots = tids[cand], slots[cand]
+        out = np.zeros((len(slots), 17, 3))
+        own = np.empty(len(slots), np.int64)
+        L.window_rows(slots, frame, self._fr, self._kp, self._head, self._count, self._ip, self._fp, out, own)
+        keep = own != -1
+        tids, slots, out, own = tids[keep], slots[keep], out[keep], own[keep]
+        boxes = np.zeros((len(slots), 4), np.float32)
+        L.box_rows(slots, frame, self._fr, self._bx, self._head, self._count, own, boxes)
+        self._drop_removed(events)
+        self._evict(frame - self.delay)
+        return Poses(self._camera or "", frame_index, t, tids, boxes, out.astype(np.float32), events, frame_size)
