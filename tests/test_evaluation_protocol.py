@@ -101,3 +101,16 @@ def test_bad_scores_are_named():
         clip_frame_scores(30, [0, 1], [0.0])
     with pytest.raises(ValueError, match="no window of any test clip"):
         frame_scores([ClipWindows("e", np.zeros(5, np.uint8))])
+
+
+def test_runs_without_scipy_and_sklearn():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['scipy'] = None; sys.modules['sklearn'] = None\n"
+            "import numpy as np\n"
+            "from edge.evaluation import ClipWindows, frame_scores, benchmark_metrics\n"
+            "c = ClipWindows('a', np.r_[np.zeros(30), np.ones(30)].astype(np.uint8), np.arange(30), -np.arange(30.0))\n"
+            "fs = frame_scores([c]); m = benchmark_metrics(fs.labels, fs.smoothed)\n"
+            "assert m['auc_roc'] > 0.9, m\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
