@@ -57,6 +57,8 @@ class Broker:
             f"allow_anonymous {'true' if allow_anonymous else 'false'}\n"
             f"persistence true\npersistence_location {self.dir / 'data'}/\n"
             "max_queued_messages 100000\nmax_inflight_messages 100\n"
+            # as root, mosquitto would switch to the 'mosquitto' user, which cannot write the test folder
+            + ("user root\n" if os.geteuid() == 0 else "") +
             "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
             + extra)
         self.proc: subprocess.Popen | None = None
@@ -108,3 +110,57 @@ def broker_env() -> dict:
     env = dict(os.environ)
     env.pop("CREDENTIALS_DIRECTORY", None)
     return env
+
+
+class Recorder:
+    """A raw paho subscriber that keeps every message it sees (topic, payload, retain)."""
+
+    def __init__(self, port: int, topics=("#",), *, username=None, password=None, client_id=None):
+        import threading
+
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.granted = []
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"rec-{os.getpid()}-{id(self)}",
+                        protocol=mqtt.MQTTv5)
+        if username:
+            c.username_pw_set(username, password)
+
+        def on_connect(cl, ud, flags, rc, props):
+            cl.subscribe([(t, 1) for t in topics])
+
+        def on_subscribe(cl, ud, mid, rcs, props):
+            self.granted = list(rcs)
+            self.subscribed.set()
+
+        def on_message(cl, ud, msg):
+            with self._lock:
+                self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+        c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
+        c.connect("127.0.0.1", port, 30)
+        c.loop_start()
+        self.client = c
+        if not self.subscribed.wait(10):
+            raise RuntimeError("recorder did not subscribe")
+
+    def take(self, pred=lambda t, p, r: True) -> list[tuple[str, bytes, bool]]:
+        with self._lock:
+            return [m for m in self.messages if pred(*m)]
+
+    def wait_for(self, pred, count=1, timeout=15.0) -> list[tuple[str, bytes, bool]]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = self.take(pred)
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        return self.take(pred)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

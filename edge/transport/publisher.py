@@ -242,12 +242,13 @@ class Transport:
         return True
 
     def stop(self, timeout: float = 10.0) -> bool:
-        """Flush pose batches, publish ``stopped``, wait up to ``timeout`` s for the outbox to drain,
+        """Flush pose batches, publish a last health and ``stopped``, wait up to ``timeout`` s for the outbox to drain,
         disconnect cleanly (no will). Whatever is left stays in the outbox for the next start."""
         try:
             self.flush_poses()
         except (MessageError, OutboxFull) as exc:
             log.warning("pose batches not flushed at stop: %s", exc)
+        self.publish_health()  # the final counters (drops, refusals) reach HQ before the device goes
         self._publish_status("stopped")
         drained = self.wait_drained(timeout) if self._client is not None else False
         self._stopping.set()
