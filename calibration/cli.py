@@ -66,6 +66,9 @@ def run(args) -> int:
     except (CalibrationDataError, EngineError, ValueError) as e:
         print(f"calibrate: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # ONNX Runtime's quantizer raises bare Exceptions on graphs it cannot handle
+        print(f"calibrate: quantizing {args.model} failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 def _run(args) -> int:

@@ -68,7 +68,11 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, samples: Sequ
         src = _at_least_opset(model, work / "opset.onnx", 13 if per_channel else 10)
         if preprocess:
             pre = work / "pre.onnx"
-            quant_pre_process(str(src), str(pre))
+            try:
+                quant_pre_process(str(src), str(pre))
+            except Exception as e:  # symbolic shape inference gives up on some dynamic-batch graphs
+                log.info("symbolic shape inference failed on %s (%s); using ONNX shape inference only", model, e)
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             src = pre
         src = _name_nodes(src, work / "named.onnx")
         tmp = work / "qdq.onnx"

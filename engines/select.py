@@ -41,6 +41,15 @@ def choose_backend(requested: str, trt_importable: bool, gpu: bool) -> tuple[str
     return "onnxruntime", "auto: TensorRT is installed but no NVIDIA GPU device was found, using ONNX Runtime"
 
 
+def _has_qdq(path: Path) -> bool:
+    try:
+        from engines.build import is_qdq_model
+
+        return is_qdq_model(path)
+    except Exception:
+        return False
+
+
 def open_engine(onnx_path: str | os.PathLike, backend: str = "auto", precision: str = "fp16",
                 cache_dir: str | os.PathLike | None = None, calib_dir: str | os.PathLike | None = None,
                 max_batch: int = 1, family: str | None = None, providers: Sequence[str] | None = None,
@@ -65,6 +74,10 @@ def open_engine(onnx_path: str | os.PathLike, backend: str = "auto", precision: 
             log.info("%s: precision %s applies to TensorRT builds; ONNX Runtime runs the model file as is",
                      path.name, precision)
         eng = OrtEngine(path, providers=providers, threads=threads)
+        if eng.providers == ("CPUExecutionProvider",) and _has_qdq(path):
+            log.warning("%s is an INT8 QDQ model; ONNX Runtime's CPU kernels run these symmetric S8S8 graphs "
+                        "several times slower than fp32 (bench/bench_engines.py). Prefer the fp32 model "
+                        "where TensorRT is absent.", path.name)
         eng.selection_reason = reason
         return eng
     from engines.build import BuildRequest, get_or_build, plan_build

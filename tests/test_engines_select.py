@@ -79,3 +79,12 @@ def test_dynamic_batch_refuses_a_non_batch1_model(tmp_path):
     with pytest.raises(EngineError, match="x.onnx"):
         make_batch_dynamic(bad, tmp_path / "y.onnx")
     assert not (tmp_path / "y.onnx").exists()
+
+
+def test_open_engine_warns_about_qdq_on_cpu(tmp_path, caplog):
+    from tests.test_engines_build import _qdq_copy
+
+    caplog.set_level(logging.INFO, logger="engines.select")
+    eng = open_engine(_qdq_copy(tmp_path), _probe=(False, False))
+    assert eng.infer({"x": np.ones((1, 3, 8, 8), np.float32)})["y"].shape == (1, 2, 8, 8)
+    assert any("INT8 QDQ model" in r.message and r.levelno == logging.WARNING for r in caplog.records)
