@@ -376,3 +376,88 @@ def test_jetson_source_copies_out_of_the_ring_buffer(monkeypatch):
     assert made[0].closed
     with pytest.raises(SourceError, match="could not be opened"):  # http goes to OpenCV, not jetson-utils
         open_source("http://127.0.0.1:9/x.mjpg", open_timeout_s=1.0)
+
+
+# --------------------------------------------------------------------------- a local RTSP camera
+
+_RTSP_HELPER = __import__("pathlib").Path(__file__).with_name("_rtsp_camera.py")
+
+
+def _rtsp_python():
+    import shutil
+    import subprocess
+
+    py = shutil.which("python3", path="/usr/bin:/bin") or shutil.which("python3")
+    probe = ("import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import Gst; Gst.init(None); "
+             "assert all(Gst.ElementFactory.find(e) for e in ('videotestsrc', 'jpegenc', 'rtpjpegpay'))")
+    if py is None or subprocess.run([py, "-c", probe], capture_output=True).returncode != 0:
+        pytest.skip("no GStreamer RTSP server: apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi "
+                    "gstreamer1.0-plugins-base gstreamer1.0-plugins-good")
+    return py
+
+
+class RtspCamera:
+    def __init__(self, py):
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.py = py
+        self.proc = None
+        self.start()
+
+    def start(self):
+        import subprocess
+
+        self.proc = subprocess.Popen([self.py, str(_RTSP_HELPER), str(self.port)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            import signal
+            import os
+
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(5)
+
+    @property
+    def uri(self):
+        return f"rtsp://127.0.0.1:{self.port}/cam"
+
+
+@pytest.fixture
+def rtsp_camera():
+    cam = RtspCamera(_rtsp_python())
+    yield cam
+    cam.kill()
+
+
+@pytest.mark.slow
+def test_rtsp_camera_frozen_then_killed_then_back(rtsp_camera):
+    import os
+    import signal
+
+    sup = CameraSupervisor("aisle", rtsp_camera.uri, stall_timeout_s=1.0, backoff_initial_s=0.1,
+                           backoff_max_s=0.5, open_timeout_s=2.0).start()
+    try:
+        assert _wait(lambda: sup.status().state == CameraState.ONLINE and sup.status().frames >= 5, timeout=15)
+        f = sup.latest(1.0)
+        assert f.image.shape == (120, 160, 3)
+        # frozen server: the TCP connection stays open and nothing arrives (no end of stream)
+        os.kill(rtsp_camera.proc.pid, signal.SIGSTOP)
+        assert _wait(lambda: any(s == CameraState.STALLED and "no good frame" in r for _, s, r in sup.history),
+                     timeout=10)
+        os.kill(rtsp_camera.proc.pid, signal.SIGCONT)
+        assert _wait(lambda: sup.status().state == CameraState.ONLINE and sup.status().restarts >= 1, timeout=20)
+        # server gone: reconnects fail with backoff, then it comes back on the same port
+        rtsp_camera.kill()
+        assert _wait(lambda: "open failed" in sup.status().last_error, timeout=15)
+        before = sup.status().frames
+        rtsp_camera.start()
+        assert _wait(lambda: sup.status().frames > before + 3, timeout=20)
+        assert sup.status().state == CameraState.ONLINE
+    finally:
+        sup.stop()

@@ -80,7 +80,8 @@ class OpenCVSource(FrameSource):
     """
 
     def __init__(self, uri: str, width: int | None = None, height: int | None = None, fps: float | None = None,
-                 camera_id: str = "camera", realtime: bool | None = None, open_timeout_s: float = 10.0):
+                 camera_id: str = "camera", realtime: bool | None = None, open_timeout_s: float = 10.0,
+                 rtsp_transport: str | None = "tcp"):
         import cv2
 
         self.uri = uri
@@ -98,6 +99,10 @@ class OpenCVSource(FrameSource):
                          ("CAP_PROP_READ_TIMEOUT_MSEC", open_timeout_s * 1000)):
             if self.live and hasattr(cv2, name):
                 params += [getattr(cv2, name), int(ms)]
+        if scheme in ("rtsp", "rtsps") and rtsp_transport and "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ:
+            # RTP over the RTSP TCP connection: UDP loses packets on busy store networks and
+            # shows up as torn frames; read once by OpenCV when the capture opens
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{rtsp_transport}"
         api = cv2.CAP_V4L2 if scheme == "v4l2" else cv2.CAP_FFMPEG
         cap = cv2.VideoCapture(location, api, params) if params else cv2.VideoCapture(location, api)
         if not cap.isOpened():
