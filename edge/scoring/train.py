@@ -204,7 +204,7 @@ class _Progress:
 
 def train_stgnf(windows: np.ndarray, epochs: int = 8, *, batch_size: int = 256, lr: float = 5e-4,
                 seed: int = 0, arch: StgnfArchitecture | None = None, progress: bool = True,
-                threads: int | None = None, init_weights: dict | None = None
+                threads: int | None = 1, init_weights: dict | None = None
                 ) -> tuple[dict[str, np.ndarray], dict]:
     """Train on normalised windows ``(N, 2, T, 18)``; returns (state_dict-named weights, metrics)."""
     arch = arch or StgnfArchitecture()
@@ -269,7 +269,7 @@ def train_stgnf(windows: np.ndarray, epochs: int = 8, *, batch_size: int = 256, 
 
 def train_model(data, out_dir, *, epochs: int = 8, batch_size: int = 256, lr: float = 5e-4, seed: int = 0,
                 seg_len: int = 24, stride: int = 6, divisors=(856.0, 480.0), flip: bool = True,
-                filter_cfg=None, progress: bool = True, threads: int | None = None):
+                filter_cfg=None, progress: bool = True, threads: int | None = 1):
     """Read ``data``'s training split, train, and write the model directory ``out_dir``; returns its card."""
     from edge.scoring.card import TrainingInfo, sha256_windows
     from edge.scoring.model_io import save_model

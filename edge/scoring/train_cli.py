@@ -24,7 +24,8 @@ def register(sub) -> None:
     p.add_argument("--filter", action="store_true",
                    help="run the pose filter on each track first (settings from --config, else defaults)")
     p.add_argument("--config", help="configuration file whose [filtering] section --filter uses")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the model is tiny, more threads only add overhead)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
