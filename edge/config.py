@@ -82,6 +82,9 @@ class TrackingConfig(_Section):
     track_buffer: int = Field(30, description="Frames a lost track is kept (at 30 fps; scaled by frame rate).", ge=1)
     fuse_score: bool = Field(True, description="Fuse detection score into the IoU cost (ByteTrack's non-MOT20 mode).")
     iou: Literal["plain", "legacy"] = Field("plain", description="IoU convention; legacy adds 1 pixel to sides.")
+    pseudonyms: Literal["random", "keyed"] = Field(
+        "random", description="Track ids sent out: random per session, or keyed (HMAC with a device key kept "
+        "in device.state_dir, never sent).")
 
 
 class FilteringConfig(_Section):
