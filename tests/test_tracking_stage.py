@@ -167,3 +167,20 @@ def test_device_key_is_created_once_and_private(tmp_path):
 def test_stage_rejects_a_nonsense_frame_rate():
     with pytest.raises(ValueError, match="fps"):
         TrackingStage(TrackingConfig(), fps=0)
+
+
+def test_pseudonym_kind_from_config(tmp_path):
+    from edge.tracking.pseudonyms import KEY_FILE, pseudonyms_for
+
+    assert isinstance(pseudonyms_for("random"), RandomPseudonyms)
+    keyed = pseudonyms_for("keyed", tmp_path)
+    assert isinstance(keyed, KeyedPseudonyms) and (tmp_path / KEY_FILE).exists()
+    with pytest.raises(ValueError, match="state directory"):
+        pseudonyms_for("keyed")
+    with pytest.raises(ValueError, match="unknown"):
+        pseudonyms_for("counter")
+    with pytest.raises(ValueError, match="keyed"):
+        TrackingStage(TrackingConfig(pseudonyms="keyed"), fps=15)
+    stage = TrackingStage(TrackingConfig(pseudonyms="keyed"), fps=15, pseudonyms=keyed)
+    stage.update(det(1, [[0, 0, 40, 100]], [0.9]))
+    assert stage.update(det(2, [[1, 0, 41, 100]], [0.9])).track_ids[0] > 0

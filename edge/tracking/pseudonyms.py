@@ -98,3 +98,17 @@ def load_or_create_key(path: str | Path) -> bytes:
     if len(key) < 16:
         raise ValueError(f"{path}: pseudonym key too short ({len(key)} bytes, need at least 16)")
     return key
+
+
+KEY_FILE = "pseudonym.key"
+
+
+def pseudonyms_for(kind: str, state_dir: str | Path | None = None) -> RandomPseudonyms | KeyedPseudonyms:
+    """The generator a device uses for ``TrackingConfig.pseudonyms``; share one across its cameras."""
+    if kind == "random":
+        return RandomPseudonyms()
+    if kind == "keyed":
+        if state_dir is None:
+            raise ValueError("keyed pseudonyms need the device state directory for their key")
+        return KeyedPseudonyms(load_or_create_key(Path(state_dir) / KEY_FILE))
+    raise ValueError(f"unknown pseudonym kind {kind!r} (random or keyed)")

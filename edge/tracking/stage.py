@@ -39,7 +39,12 @@ class TrackingStage:
         self.fps = float(fps)
         self.tracker = ByteTracker(cfg.track_thresh, cfg.match_thresh, cfg.track_buffer, fps,
                                    cfg.fuse_score, cfg.iou)
-        self.pseudonyms = pseudonyms if pseudonyms is not None else RandomPseudonyms()
+        if pseudonyms is None:
+            if cfg.pseudonyms != "random":
+                raise ValueError("tracking.pseudonyms = 'keyed' needs a generator: pass "
+                                 "pseudonyms_for('keyed', device.state_dir), shared by the cameras")
+            pseudonyms = RandomPseudonyms()
+        self.pseudonyms = pseudonyms
         self.camera_id: str | None = None
         self.last_frame: int | None = None
         self.counters = {"frames": 0, "invalid_detections": 0, "stale_frames": 0, "skipped_frames": 0,
