@@ -118,11 +118,15 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
 
 def _latin1_encode(text, encoding="latin1"):
     if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+        raise _Refused(f"refusing _codecs.encode with encoding {encoding!r}")
     return text.encode("latin1")
 
 
 _ALLOWED: dict | None = None
+
+
+class _Refused(pickle.UnpicklingError):
+    pass
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -133,7 +137,7 @@ class _SafeUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are allowed "
+            raise _Refused(f"refusing to load {module}.{name}: only numpy arrays are allowed "
                                          "in a pose file") from None
 
 
@@ -146,9 +150,9 @@ def safe_load_pickle(path: str | Path):
         raise DatasetError(f"{p}: cannot read: {exc.strerror or exc}") from None
     try:
         return _SafeUnpickler(io.BytesIO(data)).load()
-    except pickle.UnpicklingError as exc:
+    except _Refused as exc:
         raise DatasetError(f"{p}: not a valid pose pickle: {exc}") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
         raise DatasetError(f"{p}: truncated or corrupt pickle ({type(exc).__name__}: {exc})") from None
 
 
@@ -292,7 +296,7 @@ def read_labels(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{p}: labels must be numeric 0/1, got dtype {a.dtype}")
     bad = np.flatnonzero((a != 0) & (a != 1))
     if len(bad):
-        raise DatasetError(f"{p}: frame {bad[0]}: label {a[bad[0]]!r} is not 0 or 1")
+        raise DatasetError(f"{p}: frame {bad[0]}: label {a[bad[0]].item()!r} is not 0 or 1")
     return a.astype(np.uint8)
 
 
