@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -109,7 +108,7 @@ def run(args) -> int:
     from edge.perception.detector import PersonDetector
     from edge.perception.overlay import draw_persons, write_png
     from edge.perception.pose import PoseEstimator
-    from edge.records import Tracks
+    from edge.records import Frame, Tracks
 
     for what, path in (("detector", args.detector), ("pose model", args.pose),
                        ("image", args.image), ("video", args.video)):
@@ -125,8 +124,6 @@ def run(args) -> int:
         return 2
     fps = 15.0 if args.image is not None else _video_fps(args.video)
     tracker = _tracker(fps) if args.video is not None else None
-    from edge.records import Frame
-
     frames_out, writer, png_done = [], None, False
     try:
         for idx, img in _frames(args):
