@@ -53,7 +53,7 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, samples: Sequ
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
-    model, out = Path(model), Path(out)
+    model, out = Path(model).resolve(), Path(out).resolve()
     if method not in METHODS:
         raise ValueError(f"calibration method must be one of {METHODS}, got {method!r}")
     if not samples:
@@ -64,7 +64,10 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, samples: Sequ
              "percentile": CalibrationMethod.Percentile}[method]
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    here = os.getcwd()
     try:
+        # ONNX Runtime's quantizer and shape inference drop temporary files into the working directory
+        os.chdir(work)
         src = _at_least_opset(model, work / "opset.onnx", 13 if per_channel else 10)
         if preprocess:
             pre = work / "pre.onnx"
@@ -89,6 +92,7 @@ def quantize_qdq(model: str | os.PathLike, out: str | os.PathLike, samples: Sequ
             os.fsync(f.fileno())
         os.replace(tmp, out)
     finally:
+        os.chdir(here)
         shutil.rmtree(work, ignore_errors=True)
     return out
 
