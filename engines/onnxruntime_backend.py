@@ -23,8 +23,10 @@ _ORT_DTYPES = {
     "tensor(bool)": np.dtype(np.bool_),
 }
 
-# Preferred order when the caller does not choose: fastest provider first, CPU always last.
-_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+# Preferred order when the caller does not choose: CUDA where present, CPU always last. ONNX Runtime's
+# TensorRT provider is left to explicit requests: without its engine cache options it rebuilds an engine in
+# every session (minutes on a Jetson), and the native TensorRT backend already covers that case.
+_PREFERENCE = ("CUDAExecutionProvider", "CPUExecutionProvider")
 
 
 def available_providers() -> list[str]:
@@ -34,7 +36,7 @@ def available_providers() -> list[str]:
 
 
 def default_providers(available: Sequence[str]) -> list[str]:
-    """GPU providers where present, CPU as the fallback that always exists."""
+    """The CUDA provider where present, CPU as the fallback that always exists."""
     chosen = [p for p in _PREFERENCE if p in available]
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
@@ -99,7 +101,7 @@ def check_inputs(model: str, specs: Sequence[TensorSpec], inputs: dict[str, np.n
 class OrtEngine(Engine):
     """Run an ONNX model with ONNX Runtime.
 
-    ``providers`` defaults to TensorRT / CUDA providers when this ONNX Runtime build has them, else CPU.
+    ``providers`` defaults to the CUDA provider when this ONNX Runtime build has it, then CPU.
     ``threads`` sets intra-op threads (``None``: ONNX Runtime's default, one per physical core).
     """
 

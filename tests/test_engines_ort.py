@@ -87,7 +87,7 @@ def test_unavailable_provider_is_refused():
 def test_default_providers_order():
     assert default_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert default_providers(["CUDAExecutionProvider", "TensorrtExecutionProvider", "CPUExecutionProvider"]) == [
-        "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+        "CUDAExecutionProvider", "CPUExecutionProvider"]  # TensorRT EP only on request
     assert default_providers(["AzureExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
