@@ -72,7 +72,8 @@ class DeviceService:
         self.notifier.extend_timeout(900)
         return open_engine(path, backend=p.backend, precision=p.precision,
                            cache_dir=self.config.device.cache_dir / "engines",
-                           calib_dir=p.calibration_dir, max_batch=p.max_batch if role == "pose" else 1)
+                           calib_dir=p.calibration_dir,
+                           max_batch=p.max_batch if role == "pose" else len(self.config.cameras))
 
     def start(self) -> None:
         from edge.perception.detector import PersonDetector
@@ -80,6 +81,7 @@ class DeviceService:
         from edge.scoring import load_scorer
         from edge.service.pipeline import ScoringPipeline
         from edge.sources.supervisor import CameraSupervisor
+        from edge.tracking.pseudonyms import pseudonyms_for
         from edge.tracking.stage import TrackingStage
         from edge.transport.publisher import Transport
 
@@ -101,9 +103,11 @@ class DeviceService:
                                    cameras=[c.id for c in cfg.cameras])
         self.transport.health_source = self._health
         self.transport.start()
+        pseudonyms = pseudonyms_for(cfg.tracking.pseudonyms, cfg.device.state_dir)  # one for all cameras
         for cam in cfg.cameras:
             sup = CameraSupervisor.from_config(cam).start()
-            self._lanes[cam.id] = _CameraLane(sup, TrackingStage(cfg.tracking, cam.fps), 0.95 / cam.fps)
+            tracker = TrackingStage(cfg.tracking, cam.fps, pseudonyms)
+            self._lanes[cam.id] = _CameraLane(sup, tracker, 0.95 / cam.fps)
         self.notifier.ready(f"{len(self._lanes)} camera(s), threshold {self.pipeline.threshold:.3f}")
         log.info("ready: %d camera(s), alert threshold %.3f bits/dim", len(self._lanes), self.pipeline.threshold)
 
