@@ -119,8 +119,8 @@ def main() -> int:
     print(f"{f'BlazePose full {f} b{b}, per person':38} {pb32:8.2f} {pb32 / p32:11.2f}")
     print(f"{f'BlazePose full INT8 b{b}, per person':38} {pb8:8.2f} {pb8 / p32:11.2f}")
     print("note: the shipped BlazePose graph has a fixed batch of 1; batched rows use the dynamic-batch rewrite.")
-    print(f"note: top-down BlazePose runs 2 passes per new person (1 with region reuse): a frame with N people "
-          f"costs detector + N x (1..2) x per-person.")
+    print("note: top-down BlazePose runs 2 passes per new person (1 with region reuse): a frame with N people "
+          "costs detector + N x (1..2) x per-person.")
     return 0
 
 
