@@ -231,7 +231,7 @@ def boxes_to_xyxy(raw: np.ndarray, order: str) -> np.ndarray:
 def bbox_fit(raw: np.ndarray, keypoints: np.ndarray) -> dict[str, tuple[float, float]]:
     """Per reading: (fraction of confident keypoints inside the box, median IoU of box and keypoint extent)."""
     kp = np.asarray(keypoints, dtype=np.float64)
-    conf = kp[..., 2] > 0.05
+    conf = kp[..., 2] > 0.3  # dropped/guessed keypoints may lie anywhere
     conf[~conf.any(axis=1)] = True  # a pose without confidences still has positions
     big = np.where(conf, 1.0, np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -257,12 +257,13 @@ def bbox_fit(raw: np.ndarray, keypoints: np.ndarray) -> dict[str, tuple[float, f
 
 
 def detect_bbox_order(raw: np.ndarray, keypoints: np.ndarray) -> tuple[str, dict]:
-    """The bbox reading that contains the keypoints; ties (within 2 %) go to the tighter fit."""
+    """The bbox reading that contains the keypoints. An x1y1x2y2 box read as XYWH is a larger box that
+    contains them too, so among readings within 5 % of the best containment the tightest fit wins."""
     if len(raw) == 0:
         return "x1y1x2y2", {}
     fit = bbox_fit(raw, keypoints)
     best = max(f[0] for f in fit.values())
-    close = [o for o in BBOX_ORDERS if fit[o][0] >= best - 0.02]
+    close = [o for o in BBOX_ORDERS if fit[o][0] >= best - 0.05]
     return max(close, key=lambda o: fit[o][1]), fit
 
 
