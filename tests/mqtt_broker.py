@@ -164,3 +164,15 @@ class Recorder:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def report(request, label: str, line: str) -> None:
+    """Show a result line in the test output whatever the capture mode, and keep it in the report
+    (``record_property``-style user properties, e.g. in JUnit XML)."""
+    request.node.user_properties.append((label, line))
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            print(f"\n[{label}] {line}", flush=True)
+    else:
+        print(f"\n[{label}] {line}", flush=True)

@@ -14,13 +14,14 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from conftest import shared_path
-from mqtt_broker import Broker, Recorder, free_port, require_mosquitto
+from mqtt_broker import Broker, Recorder, free_port, report, require_mosquitto
 
 from edge.transport.messages import MAX_PAYLOAD_BYTES, MODELS, decode
 from edge.transport.topics import parse
@@ -116,11 +117,7 @@ def _check_against(reference, hq_rows, label, request) -> dict:
         per_alert.setdefault(r["alert_id"], []).append(r["event"])
     counts = {"raised": sum(ref.values()), "in_hq": len(hq_rows), "missing": sum((ref - got).values()),
               "duplicated_or_extra": sum((got - ref).values()), "alerts": len(per_alert)}
-    tr = request.config.pluginmanager.getplugin("terminalreporter")
-    line = f"[{label}] " + ", ".join(f"{k}={v}" for k, v in counts.items())
-    if tr is not None:
-        tr.write_line("\n" + line)
-    request.node.user_properties.append((label, json.dumps(counts)))
+    report(request, label, ", ".join(f"{k}={v}" for k, v in counts.items()))
     assert counts["missing"] == 0, f"{label}: lost {ref - got}"
     assert counts["duplicated_or_extra"] == 0, f"{label}: duplicates {got - ref}"
     for aid, phases in per_alert.items():
@@ -149,20 +146,31 @@ def _check_privacy(messages) -> dict:
         assert len(payload) <= MAX_PAYLOAD_BYTES, (topic, len(payload))
         assert not _B64.search(payload), f"base64-like blob on {topic}"
         assert not any(m in payload for m in _MAGIC), f"image/video signature on {topic}"
-        msg = decode(info.kind, payload)  # strict model: documented fields only, right types
+        decode(info.kind, payload)  # strict model: documented fields only, right types
         raw = json.loads(payload)
 
-        def walk(obj, model):
-            if isinstance(obj, dict) and model is not None:
-                assert set(obj) <= _fields(model), (topic, set(obj) - _fields(model))
+        def nested(ann):
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                return ann
+            for arg in typing.get_args(ann):
+                found = nested(arg)
+                if found:
+                    return found
+            return None
+
+        def walk(obj, model):  # documented fields only, at every level
+            if isinstance(obj, list):
+                for v in obj:
+                    walk(v, model)
+            elif isinstance(obj, dict) and model is not None:
+                names = {(f.serialization_alias or f.alias or n): n for n, f in model.model_fields.items()}
+                assert set(obj) <= set(names), (topic, set(obj) - set(names))
                 for k, v in obj.items():
-                    name = next((n for n, f in model.model_fields.items()
-                                 if (f.serialization_alias or f.alias or n) == k), k)
-                    sub = getattr(msg if model is type(msg) else None, name, None)
-                    ann = model.model_fields[name].annotation
-                    nested = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-                    walk(v, nested)
-            if isinstance(obj, str):
+                    walk(v, nested(model.model_fields[names[k]].annotation))
+            elif isinstance(obj, dict):
+                for v in obj.values():
+                    walk(v, None)
+            elif isinstance(obj, str):
                 assert len(obj) <= 300, (topic, obj[:50])
         walk(raw, MODELS[info.kind])
         sizes.setdefault(info.kind, []).append(len(payload))
@@ -192,9 +200,7 @@ def test_end_to_end_replay_and_privacy(store_data, tmp_path, request):
         msgs = raw.take()
         raw.close()
     sizes = _check_privacy(msgs)
-    tr = request.config.pluginmanager.getplugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"\n[privacy] {len(msgs)} payloads checked; (count, mean bytes, max bytes) per kind: {sizes}")
+    report(request, "privacy", f"{len(msgs)} payloads checked; (count, mean bytes, max bytes) per kind: {sizes}")
     assert {"alert", "poses", "status", "health", "camera_status", "command", "command_result"} <= set(sizes)
 
 
@@ -221,9 +227,7 @@ def test_broker_down_30s_mid_replay(store_data, tmp_path, request):
         assert _wait(lambda: len(hq.alert_events()) >= len(reference), 20)
         time.sleep(0.5)
         counts = _check_against(reference, hq.alert_events(), "broker-outage", request)
-        tr = request.config.pluginmanager.getplugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(f"[broker-outage] {before} alert events in HQ before the stop, broker down "
+        report(request, "broker-outage", f"{before} alert events in HQ before the stop, broker down "
                           f"{outage:.0f} s, {counts['in_hq']} after")
         hq.close()
 
@@ -251,9 +255,7 @@ def test_sigkill_mid_replay_and_resume(store_data, tmp_path, request):
         assert _wait(lambda: len(hq.alert_events()) >= len(reference), 20)
         time.sleep(0.5)
         counts = _check_against(reference, hq.alert_events(), "sigkill", request)
-        tr = request.config.pluginmanager.getplugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(f"[sigkill] {before} alert events in HQ at the kill; resumed at record "
+        report(request, "sigkill", f"{before} alert events in HQ at the kill; resumed at record "
                           f"{summary['skipped']}, {counts['in_hq']} after; HQ duplicates dropped by msg_id: "
                           f"{hq.store.duplicates}")
         hq.close()
@@ -290,9 +292,7 @@ def test_outbox_cap_with_broker_down(store_data, tmp_path, request):
     counts = _check_against(reference, hq.alert_events(), "outbox-cap", request)
     health = [json.loads(r[0]) for r in hq.store.query("SELECT body FROM health ORDER BY ts")]
     assert health and health[-1]["outbox"]["refused_alerts"] > 0 and health[-1]["outbox"]["dropped_poses"] > 0
-    tr = request.config.pluginmanager.getplugin("terminalreporter")
-    if tr is not None:
-        tr.write_line(f"[outbox-cap] cap 10 messages: {summary['outbox']['dropped_poses']} pose batches and "
+    report(request, "outbox-cap", f"cap 10 messages: {summary['outbox']['dropped_poses']} pose batches and "
                       f"{summary['outbox']['dropped_health']} health messages dropped, alerts refused "
                       f"{summary['outbox']['refused_alerts']} time(s) and held; {counts['in_hq']} of "
                       f"{counts['raised']} alert events in HQ")

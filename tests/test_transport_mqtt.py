@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mqtt_broker import Broker, Recorder, free_port, require_mosquitto
+from mqtt_broker import Broker, Recorder, free_port, report, require_mosquitto
 
 from edge.config import DeviceConfig, TransportConfig
 from edge.records import AlertEvent, AlertPhase
@@ -108,7 +108,7 @@ def test_status_birth_will_reconnect_stopped(tmp_path):
         assert json.loads(got[-1][1])["state"] == "stopped"
 
 
-def test_broker_down_at_start_then_crash_redelivers_same_ids(tmp_path):
+def test_broker_down_at_start_then_crash_redelivers_same_ids(tmp_path, request):
     require_mosquitto()
     port = free_port()
     dev = _spawn(tmp_path, port, ALERTS="25")
@@ -133,7 +133,8 @@ def test_broker_down_at_start_then_crash_redelivers_same_ids(tmp_path):
         assert sorted(a["msg_id"] for a in got) == sorted(first["ids"])  # none lost, none new
         assert {a["session_id"] for a in got} == {first["session"]}  # sent as written before the crash
         assert sorted(a["seq"] for a in got) == list(range(1, 26))
-        print(f"\nredelivered after SIGKILL: {len(got)} of {len(first['ids'])} alerts, original msg_ids")
+        report(request, "crash-redelivery", f"{len(got)} of {len(first['ids'])} alerts redelivered after SIGKILL "
+               "with their original msg_ids")
         t.stop(5)
         rec.close()
 
@@ -186,7 +187,7 @@ def _fuzz_cases(rng: random.Random, device: str, n: int):
         yield verb, payload, False
 
 
-def test_command_fuzz_over_broker(tmp_path):
+def test_command_fuzz_over_broker(tmp_path, request):
     """1,200 commands, most of them broken: each gets exactly one result, the device keeps running."""
     n = 1200
     with Broker(tmp_path / "b") as b:
@@ -217,7 +218,7 @@ def test_command_fuzz_over_broker(tmp_path):
         hq.loop_stop()
         parsed = [json.loads(p) for _, p, _ in results]
         ok = sum(r["ok"] for r in parsed)
-        print(f"\ncommand fuzz: {sent} sent, {len(parsed)} results ({ok} ok, {len(parsed) - ok} errors), "
+        report(request, "command-fuzz", f"{sent} sent, {len(parsed)} results ({ok} ok, {len(parsed) - ok} errors), "
               f"device alive: {t._worker.is_alive()}")
         assert t._worker.is_alive() and t.connected
         # every command is answered once (plus the stale retained one and its empty clean-up)
