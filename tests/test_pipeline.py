@@ -1,0 +1,227 @@
+"""The scoring pipeline end to end on a small simulated store: filter -> live windows -> STG-NF -> alerts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.cli import main
+from edge.config import EdgeConfig, FilteringConfig
+from edge.records import AlertPhase, Poses
+from edge.service.pipeline import PipelineError, ScoringPipeline
+from tests.conftest import SHARED
+
+WEIGHTS = SHARED / "reference" / "stgnf" / "weights.npz"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from edge.datasets import read_dataset
+    from edge.simulate.dataset import simulate_dataset
+
+    root = tmp_path_factory.mktemp("store")
+    simulate_dataset(root, seed=3, scale="small")
+    return root, read_dataset(root)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, store):
+    """The reference weights imported when ../shared is there, else a model trained for one epoch."""
+    out = tmp_path_factory.mktemp("model") / "m"
+    if WEIGHTS.exists():
+        from edge.scoring.importer import import_stgnf
+
+        import_stgnf(WEIGHTS, out)
+    else:
+        pytest.importorskip("torch")
+        from edge.scoring.train import train_model
+
+        train_model(store[0], out, epochs=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def scorer(model_dir):
+    from edge.scoring import load_scorer
+
+    return load_scorer(model_dir)
+
+
+def replay(test_videos):
+    from edge.sources.replay import iter_replay
+
+    return [rec for _, rec in iter_replay(test_videos)]
+
+
+def events_key(events):
+    return [(e.alert_id, e.event, e.camera_id, e.track_id, e.frame_index, round(e.score, 4)) for e in events]
+
+
+def median_score(pipe_cfg, scorer, videos) -> float:
+    pipe = ScoringPipeline(pipe_cfg, scorer)
+    nll = np.concatenate([s.nll for s in pipe.score_batch(replay(videos))])
+    return float(np.median(nll))
+
+
+def test_pipeline_windows_and_scores_match_the_offline_chain(store, scorer):
+    """Without smoothing, the live chain scores exactly the reference windows (plus each track's last)."""
+    from edge.sources.replay import iter_poses
+    from edge.windowing.stgnf import model_input, track_windows
+
+    cfg = EdgeConfig(filtering=FilteringConfig(smoother="none", max_gap=0, min_confidence=0.0))
+    _, ds = store
+    video = max(ds.test, key=lambda v: sum(len(t) for t in v.tracks.values()))
+    pipe = ScoringPipeline(cfg, scorer)
+    got = {}
+    for s in pipe.score_batch(list(iter_poses(video, "cam1"))):
+        for tid, c, x in zip(s.track_ids.tolist(), s.centre_frames.tolist(), s.nll.tolist()):
+            got[(tid, c)] = x
+    expected = {}
+    for tid, tr in video.tracks.items():
+        starts, pix = track_windows(tr.frames, tr.keypoints)
+        if len(starts):
+            nll = scorer.score(model_input(pix))
+            expected.update({(tid, int(f0) + 12): float(x) for f0, x in zip(starts, nll)})
+    assert len(expected) > 20
+    assert set(expected) <= set(got)
+    assert len(got) - len(expected) <= len(video.tracks)  # the live builder's extra last window per track
+    for k, x in expected.items():
+        assert got[k] == pytest.approx(x, abs=1e-4)
+
+
+def test_batched_and_frame_by_frame_give_the_same_alerts(store, scorer):
+    _, ds = store
+    base = EdgeConfig()
+    thr = median_score(base, scorer, ds.test)  # low enough that alerts fire
+    cfg = base.model_copy(update={"alerting": base.alerting.model_copy(update={"min_duration_s": 0.5,
+                                                                                 "cooldown_s": 2.0})})
+    records = replay(ds.test)
+    one = ScoringPipeline(cfg, scorer, threshold=thr, alert_id_key="k")
+    ev1 = [e for r in records for e in one.process(r)] + one.finish()
+    many = ScoringPipeline(cfg.model_copy(update={"scoring": cfg.scoring.model_copy(update={"max_batch": 7})}),
+                           scorer, threshold=thr, alert_id_key="k")
+    ev2 = []
+    for i in range(0, len(records), 50):
+        ev2 += many.process_batch(records[i:i + 50])
+    ev2 += many.finish()
+    assert events_key(ev1) == events_key(ev2)
+    news = [e for e in ev1 if e.event == AlertPhase.NEW]
+    ends = [e for e in ev1 if e.event == AlertPhase.END]
+    assert len(news) >= 2
+    assert sorted(e.alert_id for e in news) == sorted(e.alert_id for e in ends)  # every alert ends
+    assert one.stats.frames == len(records) == many.stats.frames
+    assert one.stats.windows_scored == many.stats.windows_scored > 0
+    assert many.stats.score_calls > 1 and one.stats.alerts_new == len(news)
+    assert one.open_alerts == 0
+    cams = {r.camera_id for r in records}
+    assert len(cams) > 1 and {e.camera_id for e in news} <= cams
+
+
+def test_threshold_comes_from_argument_config_or_card(store, scorer):
+    cfg = EdgeConfig()
+    assert ScoringPipeline(cfg, scorer, threshold=3.0).threshold == 3.0
+    cfg2 = cfg.model_copy(update={"alerting": cfg.alerting.model_copy(update={"threshold": 4.0})})
+    assert ScoringPipeline(cfg2, scorer).threshold == 4.0
+    carded = type("S", (), {"card": scorer.card.model_copy(update={"threshold": 5.0}), "score": scorer.score})()
+    assert ScoringPipeline(cfg, carded).threshold == 5.0
+    assert ScoringPipeline(cfg2, carded).threshold == 4.0
+
+
+def test_without_threshold_scoring_works_but_alerting_refuses(store, scorer):
+    _, ds = store
+    pipe = ScoringPipeline(EdgeConfig(), scorer)
+    assert pipe.threshold is None or scorer.card.threshold is not None
+    if pipe.threshold is None:
+        recs = replay(ds.test[:1])
+        assert sum(len(s) for s in pipe.score_batch(recs)) > 0
+        with pytest.raises(PipelineError, match="calibrate-threshold"):
+            pipe.process(recs[0])
+
+
+def test_camera_restart_ends_its_open_alerts(store, scorer):
+    from edge.sources.replay import iter_poses
+
+    _, ds = store
+    video = max(ds.test, key=lambda v: v.n_frames)
+    pipe = ScoringPipeline(EdgeConfig(alerting={"min_duration_s": 0.0}), scorer, threshold=-1e9)
+    recs = [r for r in iter_poses(video, "cam1", closing_record=False)]
+    events = [e for r in recs for e in pipe.process(r)]
+    assert pipe.open_alerts >= 1
+    restart = Poses("cam1", 0, recs[-1].t + 1.0, np.zeros(0), np.zeros((0, 4)), np.zeros((0, 17, 3)))
+    ends = pipe.process(restart)
+    assert pipe.stats.camera_restarts == 1 and pipe.open_alerts == 0
+    opened = {e.alert_id for e in events if e.event == AlertPhase.NEW}
+    assert {e.alert_id for e in ends if e.event == AlertPhase.END} == opened
+
+
+def test_scorer_breaking_its_contract_is_a_clear_error(store, scorer):
+    _, ds = store
+
+    class Short:
+        card = scorer.card
+
+        def score(self, x):
+            return np.zeros(max(len(x) - 1, 0), np.float32)
+
+    pipe = ScoringPipeline(EdgeConfig(), Short(), threshold=1.0)
+    with pytest.raises(PipelineError, match="scores for"):
+        pipe.process_batch(replay(ds.test))
+
+
+# ---- calibrate-threshold ------------------------------------------------------------------------
+
+def test_calibrate_threshold_cli_meets_budget(store, model_dir, tmp_path, capsys):
+    from edge.alerting.calibrate_cli import record_scores
+    from edge.scoring import load_scorer
+    from edge.scoring.model_io import read_card
+
+    root, ds = store
+    out = tmp_path / "calibrated"
+    budget = 60.0  # per camera-hour: a few alerts allowed in this short recording, so the search matters
+    rc = main(["calibrate-threshold", "--model", str(model_dir), "--data", str(root), "--budget", str(budget),
+               "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    assert "threshold" in printed and "camera-hours" in printed
+    card = read_card(out)
+    rec = card.threshold_calibration
+    assert card.threshold == rec["threshold"]
+    assert rec["budget_per_hour"] == budget and rec["split"] == "train" and len(rec["data_sha256"]) == 64
+    hours = sum(v.n_frames / v.fps for v in ds.train) / 3600
+    assert rec["hours"] == pytest.approx(hours)
+    assert rec["rate_per_hour"] <= budget
+    # the live pipeline, run over the same normal data with the written threshold, raises what was measured
+    scorer = load_scorer(out)
+    alerts = 0
+    for v in ds.train:
+        from edge.sources.replay import iter_poses
+
+        pipe = ScoringPipeline(EdgeConfig(), scorer, fps=v.fps)
+        alerts += sum(e.event == AlertPhase.NEW for r in iter_poses(v, f"cam{v.camera}") for e in pipe.process(r))
+        alerts += sum(e.event == AlertPhase.NEW for e in pipe.finish())
+    assert pipe.threshold == card.threshold
+    assert alerts == rec["alerts"] and alerts / hours <= budget
+    assert rec["alerts"] >= 1, "budget too tight for the test to exercise the search"
+    assert read_card(model_dir).threshold is None  # --out leaves the source model untouched
+    recorder, _ = record_scores(ds.train, scorer, EdgeConfig())
+    assert len(recorder.series()) == rec["windows"]
+
+
+def test_calibrate_threshold_errors_name_the_problem(tmp_path, capsys, store, model_dir):
+    root, _ = store
+    rc = main(["calibrate-threshold", "--model", str(tmp_path / "nope"), "--data", str(root)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nope" in err
+    rc = main(["calibrate-threshold", "--model", str(model_dir), "--data", str(tmp_path / "nodata")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nodata" in err
+    rc = main(["calibrate-threshold", "--model", str(model_dir), "--data", str(root), "--budget", "0"])
+    assert rc == 2 and "budget" in capsys.readouterr().err
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "x").write_text("1")
+    rc = main(["calibrate-threshold", "--model", str(model_dir), "--data", str(root), "--out", str(out)])
+    assert rc == 2 and "not empty" in capsys.readouterr().err
+    assert json.loads((model_dir / "card.json").read_text())["threshold"] is None
