@@ -122,3 +122,17 @@ def test_degenerate_pose_gives_finite_window():
     boxes = np.zeros((L, 4), np.float32)
     wins = feed(LiveWindows(L), frames, kp, boxes)
     assert np.isfinite(wins[-1].x).all()
+
+
+def test_non_finite_coordinates_drop_only_the_affected_windows():
+    frames, kp, boxes = make_track(6, n=30, missing=())
+    kp[5, 3, 0] = np.nan
+    lw = LiveWindows(L)
+    out = []
+    for f, k, b in zip(frames, kp, boxes):
+        out.append(lw.update(Poses("cam1", int(f), f / 15, [1, 2], [b, b], np.stack([k, kp[0]]))))
+    per_track = np.concatenate([w.track_ids for w in out])
+    # track 1's windows that contain frame 5 (starts 0..5) are dropped; track 2 is unaffected
+    assert (per_track == 2).sum() == 30 - L + 1
+    assert (per_track == 1).sum() == 1 and lw.invalid_windows == 6  # start 6 no longer holds frame 5
+    assert all(np.isfinite(w.x).all() for w in out)

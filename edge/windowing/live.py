@@ -78,6 +78,7 @@ class LiveWindows:
         self._tracks: dict[tuple[str, int], _TrackBuffer] = {}
         self._last_purge: dict[str, int] = {}
         self.out_of_order = 0  # detections dropped because their frame was not after the track's last
+        self.invalid_windows = 0  # windows dropped for non-finite coordinates
 
     @property
     def tracks(self) -> int:
@@ -127,8 +128,13 @@ class LiveWindows:
             centres[j] = frames[0] + L // 2
             k = idx[int(np.argmin(np.abs(frames - centres[j])))]
             anchors[j] = self._ground_point(buf.keypoints[k], buf.boxes[k])
-        x = normalize_window(coco17_to_18(pix), self.divisors)
         ids = np.array([tid for tid, _ in ready], dtype=np.int64)
+        ok = np.isfinite(pix[..., :2]).all(axis=(1, 2, 3)) & np.isfinite(anchors).all(axis=1)
+        if not ok.all():
+            # a pose source that reports NaN/inf coordinates must not stop the other tracks
+            self.invalid_windows += int(np.count_nonzero(~ok))
+            pix, centres, anchors, ids = pix[ok], centres[ok], anchors[ok], ids[ok]
+        x = normalize_window(coco17_to_18(pix), self.divisors)
         return Windows(poses.camera_id, poses.frame_index, poses.t, ids, centres, anchors, x, poses.events)
 
     def _ground_point(self, kp: np.ndarray, box: np.ndarray) -> np.ndarray:
