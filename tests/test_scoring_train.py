@@ -162,3 +162,24 @@ def test_import_refuses_unsupported_checkpoints(tmp_path):
     trunc.write_bytes(trunc.read_bytes()[:2000])
     with pytest.raises(ModelFormatError, match="trunc.pth.tar"):
         import_stgnf(trunc, tmp_path / "m2")
+
+
+@pytest.mark.parametrize("arch", [StgnfArchitecture(max_hops=2), StgnfArchitecture(seg_len=16, prior_mean=10.0)],
+                         ids=["max_hops-2", "seg_len-16"])
+def test_other_architectures_agree_across_implementations(tmp_path, arch):
+    """A local adjacency (general aggregation path) and the 16-frame variant: torch, numpy and ONNX agree."""
+    from edge.scoring.model_io import save_model
+
+    x = _synthetic_windows(96, 4)[:, :, :arch.seg_len].copy()
+    w, _ = train_stgnf(x, epochs=1, batch_size=32, seed=0, arch=arch, progress=False)
+    model = model_from_weights(w, arch).eval()
+    with torch.no_grad():
+        ref, _ = model(torch.from_numpy(x))
+    save_model(tmp_path / "m", w, arch)
+    for backend in ("numpy", "onnxruntime"):
+        if backend == "onnxruntime":
+            pytest.importorskip("onnxruntime")
+        got = load_scorer(tmp_path / "m", backend).score(x)
+        assert np.abs(got - ref.numpy()).max() <= 1e-4, backend
+    single = np.concatenate([load_scorer(tmp_path / "m").score(x[i:i + 1]) for i in range(8)])
+    np.testing.assert_array_equal(single, load_scorer(tmp_path / "m").score(x)[:8])

@@ -114,6 +114,22 @@ class _Step:
     res_b: np.ndarray | None
     ld_const: float
     coupling_ld_weight: float
+    conv_m: np.ndarray | None = None  # (2T, 2T) temporal convolution as a matrix (uniform adjacency)
+    conv_b: np.ndarray | None = None  # (2T,) its bias, plus the residual bias where there is one
+
+
+def _conv_matrix(w: np.ndarray, t: int) -> np.ndarray:
+    """Zero-padded 'same' temporal convolution ``out[o, i] = sum_{c,j} w[o, c, j] y[c, i + j - pad]``
+    as a ``(2T, 2T)`` matrix acting on ``y`` flattened channel-major."""
+    k = w.shape[2]
+    pad = (k - 1) // 2
+    m = np.zeros((2, t, 2, t))
+    for i in range(t):
+        for j in range(k):
+            src = i + j - pad
+            if 0 <= src < t:
+                m[:, i, :, src] = w[:, :, j]
+    return m.reshape(2 * t, 2 * t)
 
 
 class NumpyFlow:
@@ -132,7 +148,10 @@ class NumpyFlow:
             tcn_w=s.tcn_w.astype(dt), tcn_b=s.tcn_b.astype(dt)[:, None, None],
             res_w=None if s.res_w is None else s.res_w.astype(dt),
             res_b=None if s.res_b is None else s.res_b.astype(dt),
-            ld_const=s.ld_const, coupling_ld_weight=s.coupling_ld_weight) for s in ff.steps]
+            ld_const=s.ld_const, coupling_ld_weight=s.coupling_ld_weight,
+            conv_m=_conv_matrix(s.tcn_w, arch.seg_len).astype(dt) if ff.uniform else None,
+            conv_b=np.repeat(s.tcn_b + (0 if s.res_b is None else s.res_b), arch.seg_len).astype(dt)
+            if ff.uniform else None) for s in ff.steps]
         self._pad = (arch.kernel - 1) // 2
 
     def _aggregate(self, u: np.ndarray) -> np.ndarray:
@@ -142,7 +161,10 @@ class NumpyFlow:
         return np.einsum("ntv,vw->ntw", u, self._A, optimize=False)
 
     def _conditioning(self, s: _Step, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The ST-GCN unit on ``u (N, T, V)``: returns (shift, raw scale), each ``(N, T, V)``."""
+        """The ST-GCN unit on ``u (N, T, V)``: returns (shift, raw scale), each ``(N, T, V)`` (or
+        ``(N, T, 1)``, equal for all joints, in the first step with the uniform adjacency)."""
+        if self._uniform:
+            return self._conditioning_uniform(s, u)
         m = self._aggregate(u)  # (N, T, V')
         y = np.maximum(s.gcn_w * m[:, None] + s.gcn_b, 0)  # (N, 2, T, V')
         yp = np.pad(y, ((0, 0), (0, 0), (self._pad, self._pad), (0, 0)))
@@ -153,6 +175,19 @@ class NumpyFlow:
         h0 = np.maximum(t[:, 0] + (u * s.res_w[0] + s.res_b[0]), 0)
         h1 = np.maximum(t[:, 1] + (u * s.res_w[1] + s.res_b[1]), 0)
         return h0, h1
+
+    def _conditioning_uniform(self, s: _Step, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # the joint mean makes the branch before the residual a function of (N, T) only; the temporal
+        # convolution is then one small matrix product (einsum: no BLAS, so no batch-size dependent
+        # summation order)
+        n, t = u.shape[0], u.shape[1]
+        m = u.sum(axis=2) * self.dtype.type(self._a_val)  # (N, T)
+        y = np.maximum(s.gcn_w[:, 0] * m[:, None, :] + s.gcn_b[:, 0], 0)  # (N, 2, T)
+        c = np.einsum("nk,mk->nm", y.reshape(n, 2 * t), s.conv_m, optimize=False) + s.conv_b
+        c0, c1 = c[:, :t, None], c[:, t:, None]
+        if s.res_w is None:
+            return np.maximum(c0, 0), np.maximum(c1, 0)
+        return np.maximum(u * s.res_w[0] + c0, 0), np.maximum(u * s.res_w[1] + c1, 0)
 
     def forward(self, x: np.ndarray, *, steps: bool = False) -> FlowOutput:
         """``x (N, 2, T, 18)`` normalised windows -> :class:`FlowOutput`."""
