@@ -69,8 +69,6 @@ class PerceptionConfig(_Section):
     pose_family: Literal["heatmap", "blazepose"] = Field("blazepose", description="Output layout of the pose model.")
     precision: Literal["int8", "fp16", "fp32"] = Field("int8", description="TensorRT precision.")
     calibration_dir: Path | None = Field(None, description="Calibration images for INT8 builds.")
-    engine_cache_dir: Path | None = Field(None, description="Folder for TensorRT engines built on the device "
-                                          "(default: beside each model).")
     detection_threshold: float = Field(0.3, description="Minimum person score kept from the detector.", ge=0, le=1)
     nms_iou: float = Field(0.45, description="IoU above which overlapping detections are suppressed.", gt=0, le=1)
     max_batch: int = Field(16, description="Largest batch of person crops sent to the pose engine at once.", ge=1)
