@@ -41,6 +41,10 @@ class PipelineStats:
     alerts_update: int = 0
     alerts_end: int = 0
     camera_restarts: int = 0
+    invalid_windows: int = 0  # dropped for non-finite coordinates
+    out_of_order: int = 0  # detections dropped because their frame did not follow the track's last
+    skipped_scores: int = 0  # non-finite scores the alert engine ignored
+    live_tracks: int = 0  # tracks the window builder holds state for
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -103,6 +107,7 @@ class ScoringPipeline:
                 out += alerts.finish(item.t, camera_id=item.camera_id)
             else:
                 out += alerts.update(item)
+        self.stats.skipped_scores = alerts.skipped_scores
         return self._count(out)
 
     def score_batch(self, batch: Sequence[Poses]) -> list[Scores]:
@@ -159,6 +164,8 @@ class ScoringPipeline:
                 items.append(self._windows.update(filtered))
         windows = [w for w in items if not isinstance(w, _Restart)]
         scored = iter(self._score(windows))
+        st, wb = self.stats, self._windows
+        st.invalid_windows, st.out_of_order, st.live_tracks = wb.invalid_windows, wb.out_of_order, wb.tracks
         return [w if isinstance(w, _Restart) else next(scored) for w in items]
 
     def _flush(self, cam: str) -> list[Poses]:
