@@ -108,8 +108,7 @@ def _read(p: Path) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- ONNX facts
-def onnx_inputs(path: str | os.PathLike) -> list[TensorSpec]:
-    """Graph inputs (initializers excluded) with their declared shapes."""
+def _graph_specs(path, outputs: bool) -> list[TensorSpec]:
     import numpy as np
     import onnx
     from onnx import helper
@@ -120,13 +119,29 @@ def onnx_inputs(path: str | os.PathLike) -> list[TensorSpec]:
         raise EngineError(f"cannot read ONNX model {path}: {e}") from e
     inits = {i.name for i in model.graph.initializer}
     specs = []
-    for vi in model.graph.input:
+    for vi in model.graph.output if outputs else model.graph.input:
         if vi.name in inits:
             continue
         tt = vi.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
         specs.append(TensorSpec(vi.name, dims, np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type))))
     return specs
+
+
+def onnx_inputs(path: str | os.PathLike) -> list[TensorSpec]:
+    """Graph inputs (initializers excluded) with their declared shapes."""
+    return _graph_specs(path, outputs=False)
+
+
+def onnx_outputs(path: str | os.PathLike) -> list[TensorSpec]:
+    return _graph_specs(path, outputs=True)
+
+
+class _OnnxIO:
+    """Inputs/outputs of an ONNX file in the shape of an Engine, for guessing its family."""
+
+    def __init__(self, path):
+        self.inputs, self.outputs = tuple(onnx_inputs(path)), tuple(onnx_outputs(path))
 
 
 def is_qdq_model(path: str | os.PathLike) -> bool:
@@ -289,7 +304,13 @@ def plan_build(req: BuildRequest, trt_version: str | None = None, device: str | 
 
         calib_files = list_images(req.calib_dir)
         if req.family is None:
-            raise EngineError(f"INT8 calibration of {req.onnx_path} needs --family (how images are preprocessed)")
+            from calibration.cli import guess_family
+
+            req.family = guess_family(_OnnxIO(req.onnx_path))
+            if req.family is None:
+                raise EngineError(f"INT8 calibration of {req.onnx_path} needs --family (how images are "
+                                  "preprocessed); its inputs and outputs do not tell")
+            log.info("%s: calibration images preprocessed as %s (guessed from the model)", req.onnx_path, req.family)
         calib_part = calibration_hash(calib_files, extra=f"family={req.family}")
     if trt_version is None:
         trt_version = tensorrt_version()

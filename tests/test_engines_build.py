@@ -297,3 +297,12 @@ def test_cli_build_exit_codes(tmp_path):
     r = subprocess.run([sys.executable, "-m", "edge.cli", "engines", "info", "--onnx", str(m), "--json"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and '"auto_backend": "onnxruntime"' in r.stdout and '"images"' in r.stdout
+
+
+@pytest.mark.parametrize("name, family", [("yolox_nano", "yolox"), ("mediapipe_pose_landmark_lite", "blazepose")])
+def test_calibration_family_is_guessed_from_the_model(tmp_path, name, family):
+    m = tmp_path / f"{name}.onnx"
+    m.write_bytes(shared_path("models", f"{name}.onnx").read_bytes())
+    plan = plan_build(BuildRequest(m, "int8", calib_dir=_images(tmp_path)), TRT, DEV)
+    assert plan.request.family == family
+    assert plan.parts.calibration == calibration_hash(plan.calib_files, f"family={family}")
