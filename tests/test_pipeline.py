@@ -225,3 +225,14 @@ def test_calibrate_threshold_errors_name_the_problem(tmp_path, capsys, store, mo
     rc = main(["calibrate-threshold", "--model", str(model_dir), "--data", str(root), "--out", str(out)])
     assert rc == 2 and "not empty" in capsys.readouterr().err
     assert json.loads((model_dir / "card.json").read_text())["threshold"] is None
+
+
+def test_calibration_splits(store):
+    from edge.alerting.calibrate_cli import select_videos
+
+    _, ds = store
+    assert select_videos(ds, "train") == ds.train
+    normal = select_videos(ds, "test-normal")
+    assert normal and all(not v.labels.any() for v in normal) and len(normal) < len(ds.test)
+    with pytest.raises(ValueError, match="unknown split"):
+        select_videos(ds, "val")
