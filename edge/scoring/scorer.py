@@ -3,7 +3,7 @@
 Two backends compute the same function from the same model directory:
 
 * ``numpy`` (default): :class:`~edge.scoring.flow_numpy.NumpyFlow` on ``weights.npz``. Needs only
-  numpy; the scoring process stays at about 30 MB.
+  numpy; a scoring process peaks at about 65 MB (bench/bench_scoring.py).
 * ``onnxruntime``: ``stgnf.onnx`` in ONNX Runtime (the ``ort`` extra), faster at every batch size.
 """
 
