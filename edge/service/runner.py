@@ -63,7 +63,7 @@ class DeviceService:
         self.pipeline = None
 
     # ------------------------------------------------------------------ start-up
-    def _open_engine(self, path, role: str):
+    def _open_engine(self, path, role: str, family: str):
         from engines.select import open_engine
 
         p = self.config.perception
@@ -72,7 +72,7 @@ class DeviceService:
         self.notifier.extend_timeout(900)
         return open_engine(path, backend=p.backend, precision=p.precision,
                            cache_dir=self.config.device.cache_dir / "engines",
-                           calib_dir=p.calibration_dir,
+                           calib_dir=p.calibration_dir, family=family,
                            max_batch=p.max_batch if role == "pose" else len(self.config.cameras))
 
     def start(self) -> None:
@@ -87,10 +87,10 @@ class DeviceService:
 
         cfg = self.config
         p = cfg.perception
-        self.detector = PersonDetector(self._open_engine(p.detector_model, "detector"), p.detector_family,
-                                       p.detection_threshold, p.nms_iou)
-        self.pose = PoseEstimator(self._open_engine(p.pose_model, "pose"), p.pose_family, p.max_batch,
-                                  reuse_rois=p.pose_family == "blazepose")
+        detector_engine = self._open_engine(p.detector_model, "detector", p.detector_family)
+        self.detector = PersonDetector(detector_engine, p.detector_family, p.detection_threshold, p.nms_iou)
+        pose_engine = self._open_engine(p.pose_model, "pose", p.pose_family)
+        self.pose = PoseEstimator(pose_engine, p.pose_family, p.max_batch, reuse_rois=p.pose_roi_reuse)
         self.notifier.status(f"loading scorer {cfg.scoring.model}")
         scorer = load_scorer(cfg.scoring.model, cfg.scoring.backend, max_batch=cfg.scoring.max_batch)
         self.pipeline = ScoringPipeline(cfg, scorer)
