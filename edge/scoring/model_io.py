@@ -75,7 +75,7 @@ def read_card(model_dir) -> ModelCard:
     d = Path(model_dir)
     path = d / CARD_FILE
     if not d.is_dir():
-        raise ModelFormatError(f"{d}: model directory not found")
+        raise ModelFormatError(f"{d}: model directory not found" if not d.exists() else f"{d}: not a directory")
     if not path.is_file():
         raise ModelFormatError(f"{path}: missing (a model directory needs {CARD_FILE}, {ONNX_FILE}, {WEIGHTS_FILE})")
     try:
