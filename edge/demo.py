@@ -43,10 +43,13 @@ def register(sub) -> None:
                        description="Simulate a small store, train an STG-NF model (or reuse the one trained on the "
                                    "same data), calibrate the alert threshold, replay the test scenes through "
                                    "the live pipeline printing each alert, and write the evaluation report.")
-    p.add_argument("--workdir", default=DEFAULT_WORKDIR, help=f"where data, model and report go (default ./{DEFAULT_WORKDIR})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"simulation and training seed (default {DEFAULT_SEED})")
+    p.add_argument("--workdir", default=DEFAULT_WORKDIR,
+                   help=f"where data, model and report go (default ./{DEFAULT_WORKDIR})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"simulation and training seed (default {DEFAULT_SEED})")
     p.add_argument("--speed", type=float, default=None,
-                   help="replay speed: 1 = real time, 10 = ten times faster (default: as fast as possible, in time order)")
+                   help="replay speed: 1 = real time, 10 = ten times faster "
+                        "(default: as fast as possible, in time order)")
     p.add_argument("--scale", choices=("small", "paper"), default="small", help="simulated store size (default small)")
     p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"training epochs (default {DEFAULT_EPOCHS})")
     p.add_argument("--budget", type=float, default=None,
@@ -178,8 +181,10 @@ class Demo:
         if state.get("model") == want and self._model_loads():
             self.say(f"[2/5] model: reusing {self.model_dir} (trained before on the same data)")
             return
-        from edge.scoring.train import train_model
-
+        try:
+            from edge.scoring.train import train_model
+        except ImportError as exc:
+            raise RuntimeError(f"training needs torch (pip install 'poselift-edge[train]'): {exc}") from None
         self.say(f"[2/5] training STG-NF on the Train split (stride {TRAIN_STRIDE} windows with flips), "
                  f"{self.epochs} epochs ...")
         tmp = self.work / "model.tmp"
