@@ -117,6 +117,8 @@ class AlertingConfig(_Section):
     end_after_s: float = Field(1.0, description="Score must stay below release this long to end.", ge=0)
     cooldown_s: float = Field(30.0, description="No new alert for the same track this long after an end.", ge=0)
     update_interval_s: float = Field(2.0, description="Minimum time between update events of one alert.", gt=0)
+    lost_after_s: float = Field(30.0, description="A track with no score for this long is forgotten and its open "
+                                "alert ends (for sources that never report a track removed).", gt=0)
     false_alarm_budget_per_hour: float = Field(0.5, description="Target alerts per camera-hour on normal data, "
                                                "used by calibrate-threshold.", gt=0)
 

@@ -253,3 +253,26 @@ def test_random_ids_by_default():
     b = _ids(AlertEngine(cfg(cooldown_s=1.0), 5.0))
     assert len(set(a)) == 4 and not set(a) & set(b)
     assert all(uuid.UUID(i).version == 4 for i in a)
+
+
+def test_track_silent_too_long_is_forgotten_and_its_alert_ended():
+    from edge.alerting.engine import REASON_LOST
+
+    eng = AlertEngine(cfg(lost_after_s=5.0, update_interval_s=100.0), threshold=5.0)
+    new = run(eng, ramp(0.0, 1.05, 6.0), track=1)
+    assert phases(new) == [AlertPhase.NEW]
+    # another track of the same camera keeps the engine running; track 1 sends nothing
+    assert run(eng, ramp(1.1, 6.0, 1.0), track=2) == []
+    ev = run(eng, ramp(6.1, 7.0, 1.0), track=2)
+    assert [(e.event, e.track_id, e.reason) for e in ev] == [(AlertPhase.END, 1, REASON_LOST)]
+    assert ev[0].alert_id == new[0].alert_id and eng.open_alerts == 0
+
+
+def test_track_back_after_long_silence_starts_afresh():
+    from edge.alerting.engine import REASON_LOST
+
+    eng = AlertEngine(cfg(lost_after_s=5.0, cooldown_s=100.0, update_interval_s=100.0), threshold=5.0)
+    run(eng, ramp(0.0, 1.05, 6.0))
+    ev = run(eng, ramp(20.0, 21.05, 6.0))  # no other track ran the sweep: noticed on its return
+    assert phases(ev) == [AlertPhase.END, AlertPhase.NEW]  # no cooldown carried over: state was forgotten
+    assert ev[0].reason == REASON_LOST

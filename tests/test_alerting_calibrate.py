@@ -64,6 +64,22 @@ def test_kernel_counts_what_the_engine_raises(zoned):
         assert count_alerts(series, CFG, thr) == engine_count(records, thr, zones)
 
 
+def test_kernel_matches_engine_across_long_silences():
+    cfg = CFG.model_copy(update={"lost_after_s": 4.0})
+    records = [r for r in normal_streams(5, n_frames=1500, cams=("cam1",))
+               if not (300 <= r.frame_index < 420 or 900 <= r.frame_index < 945)]  # 8 s and 3 s silences
+    rec = ScoreRecorder(lost_after_s=cfg.lost_after_s)
+    for r in records:
+        rec.add(r)
+    series = rec.series()
+    # 5 tracks, split by the 8 s silence (not by the 3 s one), plus the two replacements at 700 and 1400
+    assert series.segments == 5 + 5 + 2
+    for thr in (3.5, 4.0, 4.5, 5.0):
+        eng = AlertEngine(cfg, thr)
+        n = sum(e.event == AlertPhase.NEW for r in records for e in eng.update(r))
+        assert count_alerts(series, cfg, thr) == n
+
+
 def test_streams_separate_reused_track_ids():
     rec = ScoreRecorder()
     for stream in ("video-a", "video-b"):

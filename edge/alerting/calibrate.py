@@ -52,11 +52,13 @@ class ScoreRecorder:
     """Collects the pipeline's Scores records of normal data into per-track series.
 
     ``stream`` separates recordings whose track ids may repeat (e.g. one per video). Non-finite scores
-    are left out, as the alert engine ignores them; a ``removed`` event closes the track's segment.
+    are left out, as the alert engine ignores them; a ``removed`` event closes the track's segment, and
+    so does a silence longer than ``lost_after_s`` (the engine's ``AlertingConfig.lost_after_s``).
     """
 
-    def __init__(self, zones: ZoneMap | None = None):
+    def __init__(self, zones: ZoneMap | None = None, lost_after_s: float = math.inf):
         self.zones = zones or ZoneMap()
+        self.lost_after_s = float(lost_after_s)
         self._open: dict[tuple, int] = {}
         self._segments: list[tuple[list[float], list[float], list[bool]]] = []
 
@@ -70,6 +72,8 @@ class ScoreRecorder:
                     continue
                 key = (stream, scores.camera_id, int(scores.track_ids[i]))
                 seg = self._open.get(key)
+                if seg is not None and t - self._segments[seg][0][-1] > self.lost_after_s:
+                    seg = None  # the engine forgets a track silent this long: a fresh segment
                 if seg is None:
                     seg = self._open[key] = len(self._segments)
                     self._segments.append(([], [], []))

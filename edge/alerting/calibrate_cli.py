@@ -45,7 +45,7 @@ def record_scores(videos: Sequence, scorer, config, recorder=None, camera_id=Non
     from edge.sources.replay import default_camera_id, iter_poses
 
     camera_id = camera_id or default_camera_id
-    recorder = recorder or ScoreRecorder(ZoneMap.from_cameras(config.cameras))
+    recorder = recorder or ScoreRecorder(ZoneMap.from_cameras(config.cameras), config.alerting.lost_after_s)
     hours = 0.0
     for v in videos:
         pipe = ScoringPipeline(config, scorer, fps=float(v.fps))

@@ -6,8 +6,9 @@ an allowed zone; while it is open, ``update`` events carry the current score and
 at most every ``update_interval_s``; it ends (``end``) once the score has stayed below the release
 level (``threshold * release_ratio``; for a negative threshold the same fraction of its magnitude
 below it) or the person has been outside the zones for ``end_after_s``. ``end`` is always emitted:
-also when the track is removed and on :meth:`AlertEngine.finish`. After an end, the track gets no new
-alert for ``cooldown_s``.
+also when the track is removed, when it has had no score for ``lost_after_s`` (its state is then
+forgotten), and on :meth:`AlertEngine.finish`. After an end, the track gets no new alert for
+``cooldown_s``.
 
 Time is the ``t`` of the Scores record (the frame being processed). Alert ids are random UUIDs, or,
 with ``id_key``, derived from the key, the camera, the track and the frame the alert fired at, so a
@@ -29,6 +30,8 @@ REASON_RELEASED = "score below release level"
 REASON_LEFT_ZONE = "left the alert zones"
 REASON_REMOVED = "track removed"
 REASON_FINISHED = "stopped"
+REASON_LOST = "track lost"
+_SWEEP_EVERY_S = 1.0
 # times are frame / fps in replays: 1.9 - 0.9 < 1.0 in floating point must still count as a second
 TIME_EPS = 1e-6
 
@@ -57,6 +60,7 @@ class _Track:
     hot_zone: str | None = None
     cooldown_until: float = -math.inf
     last_frame: int = -1
+    last_t: float = -math.inf
     open: _Open | None = None
 
 
@@ -81,6 +85,7 @@ class AlertEngine:
             key = id_key.decode("utf-8", "replace") if isinstance(id_key, bytes) else str(id_key)
             self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, "poselift-edge/alert/" + key)
         self._tracks: dict[tuple[str, int], _Track] = {}
+        self._swept: dict[str, float] = {}
         self.skipped_scores = 0  # non-finite scores ignored (degenerate windows)
 
     @property
@@ -88,8 +93,8 @@ class AlertEngine:
         return sum(1 for s in self._tracks.values() if s.open is not None)
 
     def update(self, scores: Scores) -> list[AlertEvent]:
-        out: list[AlertEvent] = []
         cam, t = scores.camera_id, float(scores.t)
+        out = self._sweep(cam, t)
         if len(scores):
             allowed, names = self.zones.locate(cam, scores.anchors)
             for i in range(len(scores)):
@@ -99,6 +104,11 @@ class AlertEngine:
                     continue
                 key = (cam, int(scores.track_ids[i]))
                 st = self._tracks.get(key)
+                if st is not None and t - st.last_t > self.cfg.lost_after_s:
+                    # back after a long silence: a new track as far as alerting goes
+                    if st.open is not None:
+                        out.append(self._end(st, key, t, st.last_frame, REASON_LOST))
+                    st = None
                 if st is None:
                     st = self._tracks[key] = _Track()
                 ev = self._step(st, key, t, int(scores.centre_frames[i]), x, bool(allowed[i]), names[i])
@@ -121,10 +131,24 @@ class AlertEngine:
                 out.append(self._end(st, key, float(t), st.last_frame, REASON_FINISHED))
         return out
 
+    def _sweep(self, cam: str, t: float) -> list[AlertEvent]:
+        """Forget this camera's tracks that have had no score for ``lost_after_s`` (ending their alerts)."""
+        if t - self._swept.get(cam, -math.inf) < _SWEEP_EVERY_S:
+            return []
+        self._swept[cam] = t
+        out = []
+        limit = self.cfg.lost_after_s
+        for key in [k for k, st in self._tracks.items() if k[0] == cam and t - st.last_t > limit]:
+            st = self._tracks.pop(key)
+            if st.open is not None:
+                out.append(self._end(st, key, t, st.last_frame, REASON_LOST))
+        return out
+
     def _step(self, st: _Track, key, t: float, frame: int, x: float, allowed: bool, zone):
         a = self.cfg.ema_alpha
         st.ema = x if st.ema is None else a * x + (1.0 - a) * st.ema
         st.last_frame = frame
+        st.last_t = t
         s = st.ema
         op = st.open
         if op is None:
