@@ -46,6 +46,14 @@ def test_demo_runs_then_reuses_its_setup(tmp_path, capsys):
     ids2 = sorted(json.loads(line)["alert_id"] for line in (work / "alerts.jsonl").read_text().splitlines())
     assert ids == ids2  # deterministic alert ids for the same replay
 
+    # paced replay (here 1000x real time) processes the same stream in the same order
+    rc = main(["demo", "--workdir", str(work), "--epochs", "2", "--no-plots", "--config", str(cfg),
+               "--speed", "1000"])
+    paced = capsys.readouterr().out
+    assert rc == 0 and "1000x real time" in paced
+    ids3 = sorted(json.loads(line)["alert_id"] for line in (work / "alerts.jsonl").read_text().splitlines())
+    assert ids3 == ids
+
     # a different training setting trains again, on the data already there
     rc = main(["demo", "--workdir", str(work), "--epochs", "1", "--no-plots", "--config", str(cfg)])
     third = capsys.readouterr().out
