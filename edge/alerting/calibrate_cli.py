@@ -140,7 +140,9 @@ def register(sub) -> None:
     p.add_argument("--split", choices=("train", "test-normal"), default="train",
                    help="normal data to use: the Train split, or the all-normal Test videos")
     p.add_argument("--out", default=None, help="write the calibrated model here (default: update --model in place)")
-    p.add_argument("--config", default=None, help="device configuration (alerting, filtering, zones)")
+    p.add_argument("--config", default=None,
+                   help="device configuration: its alerting, filtering and scoring settings are used, and the zones "
+                        "of cameras named cam<N> apply to the videos of PoseLift camera N")
     p.add_argument("--backend", default="numpy", help="scorer backend (numpy or onnxruntime)")
     p.set_defaults(func=run)
 
