@@ -19,9 +19,11 @@ _PITCH, _PZ, _HYAW, _HPITCH, _YOFF = 12, 13, 14, 15, 16
 _NP = 17
 
 # relative weights of the stops a shopper makes (same for train and test people)
-NORMAL_STOPS = {"browse": 0.22, "pick": 0.26, "inspect": 0.13, "stand": 0.10, "low": 0.11, "turn": 0.07,
-                "phone": 0.06, "put_back": 0.05}
-CONCEALMENTS = ("pocket", "back_pocket", "waistband", "shirt", "jacket", "bag")
+NORMAL_STOPS = {"browse": 0.23, "pick": 0.28, "inspect": 0.13, "stand": 0.11, "low": 0.06, "turn": 0.07,
+                "phone": 0.06, "put_back": 0.06}
+# where items go, with how often (crouching to a bag on the floor or a trouser leg is common: out of view)
+CONCEALMENTS = {"pocket": 0.11, "back_pocket": 0.06, "waistband": 0.12, "pants": 0.2, "shirt": 0.1,
+                "jacket": 0.09, "bag": 0.12, "floor_bag": 0.2}
 
 
 def _ease(n: int) -> np.ndarray:
@@ -66,6 +68,7 @@ class Script:
         self.carry = carry          # none | basket | cart | bag
         self.side = side            # item hand: +1 left, -1 right
         self.tempo = tempo          # >1: quicker movements
+        self.nervous = 1.0          # strength of the fidgeting while concealing
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.pose = self.rest_pose()
 
@@ -133,6 +136,20 @@ class Script:
         pose[:, _FR.start + 2] += lift * (np.sin(np.pi * 4 * u) <= 0)
         self._append(np.repeat(self.pos[None], n, 0), yaws, pose, np.full(n, label, np.uint8))
 
+    def step(self, seconds: float, fwd: float, left: float, label: int = 0) -> None:
+        """A small step (shifting the weight, sidestepping) without turning."""
+        n = self.frames(seconds)
+        u = _ease(n)
+        c, s_ = np.cos(self.yaw), np.sin(self.yaw)
+        delta = np.array([c * fwd - s_ * left, s_ * fwd + c * left])
+        pos = self.pos + u[:, None] * delta
+        pose = np.repeat(self.pose[None], n, 0)
+        lift = 0.06 * np.sin(np.pi * u)
+        lead = _FL if left > 0 or (left == 0 and fwd > 0) else _FR
+        pose[:, lead.start + 2] += lift
+        pose[:, _PZ] -= 0.02 * np.sin(np.pi * u)
+        self._append(pos, np.full(n, self.yaw), pose, np.full(n, label, np.uint8))
+
     def walk_to(self, target, speed: float | None = None, label: int = 0) -> None:
         target = np.asarray(target, np.float64)
         delta = target - self.pos
@@ -192,6 +209,13 @@ class Script:
         pose[:, _HPITCH] += _smooth_noise(rng, n, 10, 0.05)[:, 0]
         pose[:, _PITCH] += _smooth_noise(rng, n, 15, 0.02)[:, 0]
         pos = pos + _smooth_noise(rng, n, 20, 0.012, 2)
+        hide = label.astype(bool)
+        if hide.any():  # while hiding something: darting looks, fumbling hands, a tense upper body
+            k = int(hide.sum())
+            pose[hide, _HYAW] += _smooth_noise(rng, k, 3, self.nervous * 0.45)[:, 0]
+            pose[hide, _HPITCH] += _smooth_noise(rng, k, 3, self.nervous * 0.15)[:, 0]
+            pose[hide, :6] += _smooth_noise(rng, k, 2.5, self.nervous * 0.035, 6)
+            pose[hide, _YOFF] += _smooth_noise(rng, k, 5, self.nervous * 0.2)[:, 0]
         c = Controls(pos=pos, yaw=yaw + pose[:, _YOFF], pelvis_z=pose[:, _PZ], pitch=pose[:, _PITCH],
                      head_yaw=pose[:, _HYAW], head_pitch=pose[:, _HPITCH],
                      hands=pose[:, :6].reshape(n, 2, 3).copy(), feet=pose[:, 6:12].reshape(n, 2, 3).copy())
@@ -349,66 +373,121 @@ def do_stop(sc: Script, kind: str) -> None:
 
 # --- shoplifting -------------------------------------------------------------------------------
 
+def _shield(sc: Script, label: int) -> None:
+    """Turn the body partly away and hunch over the hands, as people hiding something do."""
+    rng = sc.rng
+    sc.move(0.35, label, yaw_off=float(rng.choice([-1, 1]) * rng.uniform(0.6, 1.1)),
+            pitch=rng.uniform(0.3, 0.5), head_pitch=rng.uniform(0.45, 0.7))
+
+
+def _fidget(sc: Script, label: int) -> None:
+    """Nervous weight shifts and half steps."""
+    rng = sc.rng
+    for _ in range(int(rng.integers(1, 3))):
+        sc.step(rng.uniform(0.3, 0.5), rng.uniform(-0.12, 0.12), rng.uniform(-0.2, 0.2), label)
+
+
+def _peek(sc: Script, label: int) -> None:
+    """A quick look over the shoulder in the middle of hiding something."""
+    rng = sc.rng
+    a = rng.choice([-1, 1]) * rng.uniform(0.9, 1.4)
+    keep = sc.pose[_YOFF]
+    sc.move(0.25, label, head_yaw=a, head_pitch=-0.1, yaw_off=keep + 0.25 * a)
+    sc.hold(0.2, label)
+    sc.move(0.25, label, head_yaw=0.0, head_pitch=0.5, yaw_off=keep)
+
+
 def conceal(sc: Script, kind: str, side: int, label: int = 1) -> None:
-    """Hide the item in hand: into a pocket, the waistband, under the shirt or jacket, or a bag."""
+    """Hide the item in hand: into a pocket, the waistband or pants, under the shirt or jacket, or a bag."""
     s, H, rng = sc.shape, sc.shape.height, sc.rng
     hip = s.hip_height
     other = -side
+    tempo = sc.tempo
+    sc.tempo = tempo * rng.uniform(1.2, 1.6)  # furtive: quicker than shopping
+    if rng.random() < 0.5:
+        _fidget(sc, label)
+    if kind not in ("pants", "floor_bag") and rng.random() < 0.7:
+        _shield(sc, label)
     if kind == "pocket":
-        tgt = (0.05, side * (0.5 * s.hip_width + 0.07), hip - 0.03)
-        sc.move(0.5, label, head_pitch=0.4, head_yaw=side * 0.35, pitch=0.12, **{_hk(side): tgt})
+        tgt = (0.06, side * (0.5 * s.hip_width + 0.08), hip - 0.03)
+        sc.move(0.5, label, head_yaw=side * 0.5, **{_hk(side): tgt}, **{_hk(other): (0.2, other * 0.05, hip + 0.1)})
         for _ in range(rng.integers(2, 4)):
-            sc.move(0.2, label, **{_hk(side): (tgt[0], tgt[1], tgt[2] - 0.07)})
+            sc.move(0.2, label, **{_hk(side): (tgt[0] + 0.03, tgt[1], tgt[2] - 0.09)})
             sc.move(0.2, label, **{_hk(side): tgt})
     elif kind == "back_pocket":
-        tgt = (-0.14, side * (0.5 * s.hip_width + 0.02), hip + 0.02)
-        sc.move(0.6, label, head_yaw=side * 0.6, yaw_off=side * 0.25, **{_hk(side): tgt})
-        sc.move(0.3, label, **{_hk(side): (tgt[0], tgt[1], tgt[2] - 0.06)})
+        tgt = (-0.16, side * (0.5 * s.hip_width + 0.02), hip + 0.02)
+        sc.move(0.6, label, head_yaw=side * 0.8, **{_hk(side): tgt})
+        sc.move(0.3, label, **{_hk(side): (tgt[0], tgt[1], tgt[2] - 0.08)})
         sc.hold(0.3, label)
     elif kind == "waistband":
         back = rng.random() < 0.3
         if back:
-            sc.move(0.7, label, pitch=0.15, head_yaw=side * 0.5, **{_hk(side): (-0.16, side * 0.03, hip + 0.1)})
+            sc.move(0.7, label, head_yaw=side * 0.7, **{_hk(side): (-0.17, side * 0.03, hip + 0.12)})
         else:
-            sc.move(0.7, label, pitch=0.3, head_pitch=0.55,
-                    **{_hk(side): (0.17, side * 0.04, hip + 0.09), _hk(other): (0.17, other * 0.07, hip + 0.1)})
+            sc.move(0.7, label, pitch=0.45, head_pitch=0.7,
+                    **{_hk(side): (0.18, side * 0.04, hip + 0.1), _hk(other): (0.18, other * 0.08, hip + 0.12)})
+        for _ in range(rng.integers(2, 4)):
+            sc.move(0.25, label, **{_hk(side): (0.14 if not back else -0.17, side * 0.03, hip - 0.03)})
+            sc.move(0.25, label, **{_hk(side): (0.18 if not back else -0.17, side * 0.04, hip + 0.1)})
+    elif kind == "pants":  # down a trouser leg or into a sock
+        sc.move(0.6, label, pelvis_z=0.6 * s.hip_height, pitch=0.55, head_pitch=0.5,
+                foot_l=(0.15, 0.5 * s.hip_width + 0.08, s.ankle), foot_r=(-0.08, -0.5 * s.hip_width - 0.08, s.ankle))
+        sc.move(0.5, label, **{_hk(side): (0.2, side * 0.12, 0.18), _hk(other): (0.25, side * 0.05, 0.3)})
         for _ in range(rng.integers(1, 3)):
-            sc.move(0.3, label, **{_hk(side): (0.15 if not back else -0.16, side * 0.03, hip + 0.0)})
-            sc.move(0.3, label, **{_hk(side): (0.17 if not back else -0.16, side * 0.04, hip + 0.09)})
+            sc.move(0.25, label, **{_hk(side): (0.18, side * 0.12, 0.10)})
+            sc.move(0.25, label, **{_hk(side): (0.2, side * 0.12, 0.2)})
+        _peek(sc, label)
+        sc.move(0.6, label, pelvis_z=s.hip_height - 0.01, pitch=0.1,
+                foot_l=sc.rest_pose()[_FL], foot_r=sc.rest_pose()[_FR])
     elif kind == "shirt":
-        sc.move(0.5, label, pitch=0.2, head_pitch=0.5, **{_hk(other): (0.19, other * 0.05, hip + 0.16)})
-        sc.move(0.6, label, **{_hk(side): (0.14, other * 0.04, 0.70 * H)})
-        sc.hold(0.4, label)
-        sc.move(0.5, label, **{_hk(side): (0.16, side * 0.02, hip + 0.15)})
-        sc.move(0.4, label, **{_hk(other): sc.rest_pose()[sc._hand(other)]})
-    elif kind == "jacket":
-        sc.move(0.5, label, head_pitch=0.35, head_yaw=other * 0.3,
-                **{_hk(other): (0.16, other * 0.07, 0.76 * H)})
-        sc.move(0.6, label, **{_hk(side): (0.11, other * 0.12, 0.71 * H)})
-        sc.move(0.3, label, **{_hk(side): (0.06, other * 0.15, 0.69 * H)})
-        sc.hold(0.4, label)
-        sc.move(0.4, label, **{_hk(other): sc.rest_pose()[sc._hand(other)]})
-    elif kind == "bag":
-        bag = (0.2, other * 0.24, hip + 0.02) if rng.random() < 0.6 else (0.33, 0.0, 0.58 * H)
-        sc.move(0.6, label, head_pitch=0.6, head_yaw=other * 0.35, pitch=0.25,
-                **{_hk(other): (bag[0], bag[1] + other * 0.06, bag[2] + 0.05)})
-        sc.move(0.6, label, **{_hk(side): bag})
-        sc.move(0.3, label, **{_hk(side): (bag[0], bag[1], bag[2] - 0.08)})
+        sc.move(0.5, label, **{_hk(other): (0.2, other * 0.05, hip + 0.22)})
+        sc.move(0.5, label, **{_hk(side): (0.15, other * 0.05, 0.72 * H)})
         sc.hold(0.3, label)
+        sc.move(0.4, label, **{_hk(side): (0.17, side * 0.02, hip + 0.15), _hk(other): (0.18, other * 0.02, hip + 0.18)})
+        sc.move(0.3, label, **{_hk(side): (0.16, 0.0, hip + 0.25)})  # smooth the shirt down
+        sc.move(0.3, label, **{_hk(side): (0.16, side * 0.03, hip + 0.1)})
+    elif kind == "jacket":
+        sc.move(0.5, label, head_yaw=other * 0.4, **{_hk(other): (0.17, other * 0.08, 0.77 * H)})
+        sc.move(0.5, label, **{_hk(side): (0.12, other * 0.13, 0.72 * H)})
+        sc.move(0.3, label, **{_hk(side): (0.06, other * 0.17, 0.68 * H)})
+        sc.hold(0.3, label)
+        sc.move(0.4, label, **{_hk(side): (0.1, side * 0.05, 0.74 * H)})
+    elif kind in ("bag", "floor_bag"):
+        if kind == "floor_bag":  # bag or basket at the feet
+            sc.move(0.7, label, pelvis_z=0.62 * s.hip_height, pitch=0.5, head_pitch=0.45,
+                    foot_l=(0.12, 0.5 * s.hip_width + 0.07, s.ankle), foot_r=(-0.06, -0.5 * s.hip_width - 0.07, s.ankle))
+            bag = (0.35, side * 0.15, 0.2)
+        else:
+            bag = (0.22, other * 0.26, hip + 0.02) if rng.random() < 0.6 else (0.34, 0.0, 0.58 * H)
+        sc.move(0.5, label, head_yaw=other * 0.4, **{_hk(other): (bag[0], bag[1] + other * 0.07, bag[2] + 0.06)})
+        sc.move(0.5, label, **{_hk(side): bag})
+        sc.move(0.25, label, **{_hk(side): (bag[0], bag[1], bag[2] - 0.1)})
+        sc.move(0.25, label, **{_hk(side): bag})
+        if kind == "floor_bag":
+            _peek(sc, label)
+            sc.move(0.6, label, pelvis_z=s.hip_height - 0.01, pitch=0.1,
+                    foot_l=sc.rest_pose()[_FL], foot_r=sc.rest_pose()[_FR])
     else:
         raise ValueError(f"unknown concealment {kind!r}")
-    sc.move(0.5, label, pitch=0.03, head_pitch=0.1, head_yaw=0.0, yaw_off=0.0,
+    if rng.random() < 0.6:
+        _peek(sc, label)
+    if rng.random() < 0.6:
+        _fidget(sc, label)
+    sc.move(0.4, label, pitch=0.03, head_pitch=0.1, head_yaw=0.0, yaw_off=0.0,
             **{_hk(side): sc.rest_pose()[sc._hand(side)], _hk(other): sc.rest_pose()[sc._hand(other)]})
+    sc.tempo = tempo
 
 
 def theft_cycle(sc: Script, kind: str) -> None:
-    """Take an item from the shelf (quickly, with a look around) and conceal it; all labelled."""
+    """Grab an item (quickly) or take one already in the basket, and conceal it; all labelled."""
     rng = sc.rng
     side = sc.side
     if rng.random() < 0.35:  # turn the back to the camera while hiding it
         away = np.arctan2(sc.pos[1], sc.pos[0])  # facing away from the camera at the origin
         sc.turn_to(float(away), 1)
-    reach_shelf(sc, float(rng.choice([0.75, 1.05, 1.35, 1.6, 0.4])), side, label=1)
-    if rng.random() < 0.6:
-        glance(sc, int(rng.integers(1, 3)), label=1)
+    if rng.random() < 0.5:
+        tempo = sc.tempo
+        sc.tempo = tempo * 1.4
+        reach_shelf(sc, float(rng.choice([0.75, 1.05, 1.35, 0.4])), side, label=1)
+        sc.tempo = tempo
     conceal(sc, kind, side)

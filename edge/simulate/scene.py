@@ -114,7 +114,9 @@ def _warp_parts(sc: bh.Script, first: int, n_target: int) -> None:
 def shoplifter(cam: Camera, rng: np.random.Generator, frames: int, start: int, length: int) -> bh.Script:
     """A person present for ``frames`` frames who conceals items during ``[start, start + length)``."""
     sc = _new_script(cam, rng, enter=False)
-    kind = str(rng.choice(bh.CONCEALMENTS))
+    kinds = list(bh.CONCEALMENTS)
+    w = np.array([bh.CONCEALMENTS[k] for k in kinds])
+    kind = str(rng.choice(kinds, p=w / w.sum()))
     bh.do_stop(sc, str(rng.choice(["browse", "stand", "pick"])))
     while sc.n < start:
         _visit_stop(sc, str(rng.choice(["browse", "stand", "pick", "inspect"])))
@@ -183,9 +185,17 @@ def simulate_video(plan: VideoPlan, rng: np.random.Generator, noise: NoiseConfig
     for _ in range(max(n_people, 0)):
         mean_dwell = n * occupancy / max(plan.n_tracks, 1)
         dwell = int(np.clip(mean_dwell * rng.lognormal(0, 0.5), min(n, 30), max(n, 30)))
-        t0 = int(rng.integers(-dwell // 3, max(n - dwell // 2, 1)))
-        enter = t0 > 0 or rng.random() < 0.3
-        sc = normal_person(cam, rng, dwell, enter=enter, leave=True)
+        if n <= 300 and plan.label_frames >= 0:
+            # a short test clip is cut around an event: most others are already there, shopping
+            if rng.random() < 0.6:
+                t0, enter, leave = 0, False, False
+            else:
+                t0, enter, leave = int(rng.integers(0, max(n // 2, 1))), True, False
+            sc = normal_person(cam, rng, n - t0, enter=enter, leave=leave)
+        else:
+            t0 = int(rng.integers(-dwell // 3, max(n - dwell // 2, 1)))
+            enter = t0 > 0 or rng.random() < 0.3
+            sc = normal_person(cam, rng, dwell, enter=enter, leave=True)
         people.append((t0, sc))
 
     tracks: dict[int, Track] = {}
