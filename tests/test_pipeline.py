@@ -236,3 +236,12 @@ def test_calibration_splits(store):
     assert normal and all(not v.labels.any() for v in normal) and len(normal) < len(ds.test)
     with pytest.raises(ValueError, match="unknown split"):
         select_videos(ds, "val")
+
+
+def test_score_sink_sees_every_scored_window(store, scorer):
+    _, ds = store
+    seen = []
+    pipe = ScoringPipeline(EdgeConfig(), scorer, threshold=1e9, score_sink=lambda s: seen.append(len(s)))
+    pipe.process_batch(replay(ds.test))
+    pipe.finish()
+    assert all(seen) and sum(seen) == pipe.stats.windows_scored > 0

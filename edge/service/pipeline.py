@@ -12,7 +12,7 @@ treated as a new stream: its filter is flushed, and window state it still had is
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -69,11 +69,13 @@ class ScoringPipeline:
     ``divisors``, ``threshold``). ``threshold`` overrides the configured and the calibrated one; without
     any, :meth:`score_batch` still works (calibration uses it) but :meth:`process` refuses.
     ``alert_id_key`` makes alert ids deterministic (see :class:`~edge.alerting.AlertEngine`).
-    ``fps`` is used for cameras the configuration does not list.
+    ``fps`` is used for cameras the configuration does not list. ``score_sink``, when given, sees every
+    Scores record before the alert engine does (for monitoring; it must not keep the arrays' views).
     """
 
     def __init__(self, config: EdgeConfig, scorer, threshold: float | None = None,
-                 alert_id_key: str | bytes | None = None, *, fps: float = 15.0):
+                 alert_id_key: str | bytes | None = None, *, fps: float = 15.0,
+                 score_sink: Callable[[Scores], None] | None = None):
         self.config = config
         self.scorer = scorer
         card = getattr(scorer, "card", None)
@@ -92,6 +94,7 @@ class ScoringPipeline:
             self._alerts = AlertEngine(config.alerting, self.threshold, self.zones, id_key=alert_id_key)
         self.stats = PipelineStats()
         self._last_t = 0.0
+        self._sink = score_sink
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -195,6 +198,10 @@ class ScoringPipeline:
             out.append(Scores(w.camera_id, w.frame_index, w.t, w.track_ids, w.centre_frames, w.anchors,
                               nll[lo:lo + n], w.events))
             lo += n
+        if self._sink is not None:
+            for sc in out:
+                if len(sc):
+                    self._sink(sc)
         return out
 
     def _require_alerts(self) -> AlertEngine:
