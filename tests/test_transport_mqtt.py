@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from mqtt_broker import Broker, Recorder, free_port, report, require_mosquitto
 

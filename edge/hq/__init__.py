@@ -1,1 +1,1 @@
-
+"""HQ side: the consumer that stores what devices publish (``poselift-hq``)."""

@@ -40,6 +40,7 @@ class Consumer:
         self._acks: dict[tuple[str, str], list[str]] = {}
         self._lock = threading.Lock()
         self.connected = threading.Event()
+        self._stopping = False
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if username:
             c.username_pw_set(username, password)
@@ -60,6 +61,7 @@ class Consumer:
     def stop(self) -> None:
         self.flush_acks()
         time.sleep(0.1)
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -73,7 +75,8 @@ class Consumer:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
-        log.warning("HQ disconnected (%s); reconnecting", reason_code)
+        if not self._stopping:
+            log.warning("HQ disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg):
         try:

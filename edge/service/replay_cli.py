@@ -106,8 +106,10 @@ def run(args) -> int:
         cfg = load_config(args.config)
     except ConfigError as exc:
         return _fail("\n  ".join(["invalid configuration:"] + [str(e) for e in exc.errors]) + f"\n  ({exc.source})")
-    logging.basicConfig(level=(args.log_level or cfg.service.log_level).upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = (args.log_level or cfg.service.log_level).upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":  # one line per video file is noise here
+        logging.getLogger("edge.datasets").setLevel(logging.WARNING)
     if args.speed < 0:
         return _fail("--speed must be >= 0")
     if args.broker:
@@ -138,8 +140,11 @@ def run(args) -> int:
     from edge.transport.publisher import Transport
 
     t = cfg.transport
-    outbox = Outbox(t.outbox_path or Path(cfg.device.state_dir) / "outbox.sqlite3", t.outbox_max_messages,
-                    t.outbox_max_bytes)
+    path = t.outbox_path or Path(cfg.device.state_dir) / "outbox.sqlite3"
+    try:
+        outbox = Outbox(path, t.outbox_max_messages, t.outbox_max_bytes)
+    except (RuntimeError, OSError) as exc:
+        return _fail(f"{exc} (set device.state_dir or transport.outbox_path in --config)")
     key = _fingerprint(args.data, ds.test, scorer.card, args.threshold)
     run_id, pkey, checkpoint = _open_run(outbox, key, args.new_run)
     ns = str(__import__("uuid").UUID(run_id))
