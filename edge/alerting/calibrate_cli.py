@@ -4,7 +4,8 @@ Normal recordings (the Train split of a PoseLift-format or STG-NF JSON dataset, 
 all-normal videos) go through the live pipeline (pose filter, live windows, the model); the
 threshold search of :mod:`edge.alerting.calibrate` then finds the lowest threshold whose alerts per
 camera-hour fit the budget. The result goes into the model card (``threshold`` and
-``threshold_calibration``), which the device reads when its configuration sets no threshold.
+``threshold_calibration``), which the device reads when its configuration sets no threshold. The
+alert count at the chosen threshold is checked once more with the alert engine itself.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ def videos_sha256(videos: Sequence) -> str:
     return h.hexdigest()
 
 
-def record_scores(videos: Sequence, scorer, config, recorder=None, camera_id=None):
+def record_scores(videos: Sequence, scorer, config, recorder=None, camera_id=None, keep: list | None = None):
     """Run ``videos`` through filter, windows and ``scorer`` and record the scores per track.
 
     Returns ``(recorder, hours)``; each video is its own stream (track ids may repeat between videos).
+    ``keep`` collects ``(video name, [Scores, ...])`` per video as well.
     """
     from edge.alerting.calibrate import ScoreRecorder
     from edge.alerting.zones import ZoneMap
@@ -49,18 +51,37 @@ def record_scores(videos: Sequence, scorer, config, recorder=None, camera_id=Non
     hours = 0.0
     for v in videos:
         pipe = ScoringPipeline(config, scorer, fps=float(v.fps))
+        kept: list = []
         batch = []
         for rec in iter_poses(v, camera_id(v)):
             batch.append(rec)
             if len(batch) >= FRAMES_PER_BATCH:
                 for s in pipe.score_batch(batch):
                     recorder.add(s, stream=v.name)
+                    kept.append(s)
                 batch = []
         for s in pipe.score_batch(batch) + pipe.drain():
             recorder.add(s, stream=v.name)
+            kept.append(s)
         recorder.close(v.name)
+        if keep is not None:
+            keep.append((v.name, kept))
         hours += v.n_frames / float(v.fps) / 3600.0
     return recorder, hours
+
+
+def count_engine_alerts(recorded, config, threshold: float) -> int:
+    """``new`` events the alert engine raises on recorded Scores (one fresh engine state per video)."""
+    from edge.alerting import AlertEngine, ZoneMap
+    from edge.records import AlertPhase
+
+    engine = AlertEngine(config.alerting, threshold, ZoneMap.from_cameras(config.cameras))
+    n = 0
+    for _, records in recorded:
+        for s in records:
+            n += sum(e.event == AlertPhase.NEW for e in engine.update(s))
+        engine.finish(records[-1].t if records else 0.0)
+    return n
 
 
 def select_videos(dataset, split: str) -> list:
@@ -93,8 +114,13 @@ def calibrate_model(model_dir, data, *, split: str = "train", budget: float | No
     scorer = load_scorer(model_dir, backend=backend)
     if videos is None:
         videos = select_videos(read_dataset(data), split)
-    recorder, hours = record_scores(videos, scorer, config)
+    recorded: list = []
+    recorder, hours = record_scores(videos, scorer, config, keep=recorded)
     cal = find_threshold(recorder.series(), config.alerting, hours, budget)
+    engine_alerts = count_engine_alerts(recorded, config, cal.threshold)
+    if engine_alerts != cal.alerts:  # the search kernel must mirror the engine; refuse a threshold it got wrong
+        raise RuntimeError(f"calibration kernel counted {cal.alerts} alerts at threshold {cal.threshold} but the "
+                           f"alert engine raised {engine_alerts}")
     record = {
         **cal.to_dict(),
         "data": str(data),
@@ -161,7 +187,7 @@ def run(args) -> int:
     try:
         rec = calibrate_model(args.model, args.data, split=args.split, budget=args.budget, config=config,
                               out=args.out, backend=args.backend)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"calibrate-threshold: {exc}", file=sys.stderr)
         return 2
     print(f"threshold {rec['threshold']:.6f} bits/dim: {rec['alerts']} alerts in {rec['hours']:.3f} camera-hours "
