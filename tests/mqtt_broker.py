@@ -7,7 +7,9 @@ in the documented production setup). ``require_mosquitto()`` skips plainly when 
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -176,3 +178,53 @@ def report(request, label: str, line: str) -> None:
             print(f"\n[{label}] {line}", flush=True)
     else:
         print(f"\n[{label}] {line}", flush=True)
+
+
+def fuzz_commands(rng: random.Random, device: str, n: int):
+    """(verb, payload, retain) triples: valid, broken and hostile commands (seeded, reproducible)."""
+    from edge.transport.messages import new_msg_id, utc_now
+
+    def valid(verb="ping", args=None):
+        return {"schema": "poselift.command/1", "msg_id": new_msg_id(), "ts": utc_now().isoformat(),
+                "sender": "hq", "device_id": device, "args": args or {}}
+
+    verbs = ["ack", "ping", "health", "status", "reboot", "x" * 40, "ÄÖ", "Ping", "a b", "-x", "ack2", "ota"]
+    for i in range(n):
+        k = i % 12
+        verb = rng.choice(verbs)
+        if k == 0:
+            payload = rng.randbytes(rng.randint(0, 300))
+        elif k == 1:
+            payload = json.dumps(valid(verb)).encode()[: rng.randint(0, 120)]
+        elif k == 2:
+            payload = json.dumps(valid(verb)).encode()
+        elif k == 3:
+            payload = b"{" * rng.randint(1, 5000)
+        elif k == 4:
+            payload = b"[" * 100000 + b"]" * 100000
+        elif k == 5:
+            d = valid(verb)
+            d[rng.choice(list(d))] = rng.choice([None, 1, -1.5, [], {}, "x" * 500, True])
+            payload = json.dumps(d).encode()
+        elif k == 6:
+            payload = json.dumps(valid("ack", {"msg_ids": rng.choice([[], ["zz"], [new_msg_id()] * 300, 7,
+                                                                         [new_msg_id()]])})).encode()
+            verb = "ack"
+        elif k == 7:
+            payload = json.dumps(rng.choice([1, "s", None, [1, 2], 3.5, True])).encode()
+        elif k == 8:
+            d = valid(verb)
+            d["device_id"] = "someone-else"
+            payload = json.dumps(d).encode()
+        elif k == 9:
+            d = valid(verb)
+            d["extra"] = {"image": "iVBORw0KGgo" * 50}
+            payload = json.dumps(d).encode()
+        elif k == 10:
+            payload = bytearray(json.dumps(valid(verb)).encode())
+            for _ in range(rng.randint(1, 6)):
+                payload[rng.randrange(len(payload))] = rng.randrange(256)
+            payload = bytes(payload)
+        else:
+            payload = json.dumps(valid(verb)).encode() + b" " * rng.randint(8000, 70000)
+        yield verb, payload, False

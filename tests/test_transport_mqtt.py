@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 
 
-from mqtt_broker import Broker, Recorder, free_port, report, require_mosquitto
+from mqtt_broker import Broker, Recorder, free_port, fuzz_commands, report, require_mosquitto
 
 from edge.config import DeviceConfig, TransportConfig
 from edge.records import AlertEvent, AlertPhase
-from edge.transport.messages import new_msg_id, utc_now
 from edge.transport.publisher import Transport
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,54 +137,6 @@ def test_broker_down_at_start_then_crash_redelivers_same_ids(tmp_path, request):
         rec.close()
 
 
-def _fuzz_cases(rng: random.Random, device: str, n: int):
-    """(verb, payload, retain) triples: valid, broken and hostile commands."""
-    def valid(verb="ping", args=None):
-        return {"schema": "poselift.command/1", "msg_id": new_msg_id(), "ts": utc_now().isoformat(),
-                "sender": "hq", "device_id": device, "args": args or {}}
-
-    verbs = ["ack", "ping", "health", "status", "reboot", "x" * 40, "ÄÖ", "Ping", "a b", "-x", "ack2", "ota"]
-    for i in range(n):
-        k = i % 12
-        verb = rng.choice(verbs)
-        if k == 0:
-            payload = rng.randbytes(rng.randint(0, 300))
-        elif k == 1:
-            payload = json.dumps(valid(verb)).encode()[: rng.randint(0, 120)]
-        elif k == 2:
-            payload = json.dumps(valid(verb)).encode()
-        elif k == 3:
-            payload = b"{" * rng.randint(1, 5000)
-        elif k == 4:
-            payload = b"[" * 100000 + b"]" * 100000
-        elif k == 5:
-            d = valid(verb)
-            d[rng.choice(list(d))] = rng.choice([None, 1, -1.5, [], {}, "x" * 500, True])
-            payload = json.dumps(d).encode()
-        elif k == 6:
-            payload = json.dumps(valid("ack", {"msg_ids": rng.choice([[], ["zz"], [new_msg_id()] * 300, 7,
-                                                                         [new_msg_id()]])})).encode()
-            verb = "ack"
-        elif k == 7:
-            payload = json.dumps(rng.choice([1, "s", None, [1, 2], 3.5, True])).encode()
-        elif k == 8:
-            d = valid(verb)
-            d["device_id"] = "someone-else"
-            payload = json.dumps(d).encode()
-        elif k == 9:
-            d = valid(verb)
-            d["extra"] = {"image": "iVBORw0KGgo" * 50}
-            payload = json.dumps(d).encode()
-        elif k == 10:
-            payload = bytearray(json.dumps(valid(verb)).encode())
-            for _ in range(rng.randint(1, 6)):
-                payload[rng.randrange(len(payload))] = rng.randrange(256)
-            payload = bytes(payload)
-        else:
-            payload = json.dumps(valid(verb)).encode() + b" " * rng.randint(8000, 70000)
-        yield verb, payload, False
-
-
 def test_command_fuzz_over_broker(tmp_path, request):
     """1,200 commands, most of them broken: each gets exactly one result, the device keeps running."""
     n = 1200
@@ -199,7 +150,7 @@ def test_command_fuzz_over_broker(tmp_path, request):
         t = Transport(_cfg(b.port, max_inflight=100), DeviceConfig(state_dir=tmp_path / "s"))
         base = t.topics.base
         # a retained command waiting on the broker reaches the device with the retain flag: refused
-        stale = next(_fuzz_cases(random.Random(1), t.device_id, 3))[1]
+        stale = next(fuzz_commands(random.Random(1), t.device_id, 3))[1]
         hq.publish(f"{base}/cmd/ping", stale, qos=1, retain=True).wait_for_publish(10)
         t.start()
         end = time.monotonic() + 10
@@ -209,7 +160,7 @@ def test_command_fuzz_over_broker(tmp_path, request):
         hq.publish(f"{base}/cmd/ping", b"", qos=1, retain=True).wait_for_publish(10)
         rng = random.Random(20261204)
         sent = 0
-        for verb, payload, retain in _fuzz_cases(rng, t.device_id, n):
+        for verb, payload, retain in fuzz_commands(rng, t.device_id, n):
             hq.publish(f"{base}/cmd/{verb}", payload, qos=1).wait_for_publish(10)
             sent += 1
         results = rec.wait_for(lambda tp, p, r: True, count=sent, timeout=60)

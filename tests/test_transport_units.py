@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
+from mqtt_broker import fuzz_commands
+
 from edge.records import Poses
+from edge.transport.commands import Commands, NoArgs
 from edge.transport import messages as m
 from edge.transport.outbox import Outbox, OutboxFull, Row
 from edge.transport.poses import PoseBatcher, Pseudonyms
@@ -149,3 +152,29 @@ def test_pseudonyms_and_batches():
     assert tr["kp"][:3] == [0.5, 1.0, 0.9] and tr["box"] == [0.0, 0.0, round(100 / 1920, 4), round(200 / 1080, 4)]
     assert all(isinstance(v, float) for v in tr["kp"])
     m.build("poses", dict(_env(), **out[0]))
+
+
+def test_outbox_byte_cap(tmp_path):
+    ob = Outbox(tmp_path / "o.sqlite3", max_messages=1000, max_bytes=1000)
+    for i in range(4):
+        ob.put(_row("poses", i, size=300))
+    assert ob.depth == 3 and ob.bytes == 900 and ob.dropped["poses"] == 1
+    assert ob.put(_row("alert", 1, size=600))  # evicts two pose batches
+    assert ob.depth_by_kind() == {"poses": 1, "alert": 1} and ob.bytes == 900
+    with pytest.raises(OutboxFull):
+        ob.put(_row("alert", 2, size=800))
+
+
+def test_command_fuzz_unit():
+    """2,000 seeded cases straight into the command parser: always a result dict, never an exception."""
+    import random
+
+    cmds = Commands("edge-0001")
+    cmds.register("ping", NoArgs, lambda a: {"pong": True})
+    seen_ok = seen_err = 0
+    for verb, payload, retain in fuzz_commands(random.Random(7), "edge-0001", 2000):
+        res = cmds.handle(verb, payload, retain)
+        m.build("command_result", dict(_env(), **res))  # always a valid result message
+        seen_ok += res["ok"]
+        seen_err += not res["ok"]
+    assert seen_ok > 0 and seen_err > 1500 and cmds.handled + cmds.rejected == 2000
