@@ -126,14 +126,18 @@ def test_tls_client_certificate_and_systemd_credential(tmp_path, monkeypatch):
     (creds / "mqtt-password").write_text(USERS["dev-a"] + "\n")
     port = free_port()
     # the documented broker configuration, with this test's paths and port
-    conf = (DOCS / "mosquitto.conf").read_text()
+    conf = (DOCS / "mosquitto.conf").read_text().split("listener 1883 127.0.0.1")[0]
     conf = conf.replace("/etc/mosquitto/certs", str(pki)).replace("listener 8883", f"listener {port} 127.0.0.1")
     conf = conf.replace("# require_certificate true", "require_certificate true")
-    conf = "\n".join(ln for ln in conf.splitlines() if not ln.startswith(("persistence_location", "password_file",
-                                                                          "acl_file", "listener 1883")))
-    b = _secured_broker(tmp_path, extra=conf + "\n", port=port)
-    b.conf.write_text(b.conf.read_text().replace(f"listener {port} 127.0.0.1\n", "", 1))
+    b = _secured_broker(tmp_path, port=port)
+    pw = make_password_file(tmp_path / "passwd", USERS)
+    conf = (conf.replace("/etc/mosquitto/poselift.passwd", str(pw))
+            .replace("/etc/mosquitto/poselift.acl", str(DOCS / "poselift.acl"))
+            .replace("/var/lib/mosquitto/", f"{b.dir / 'data'}/"))
+    b.conf.write_text(conf + ("user root\n" if __import__("os").geteuid() == 0 else "")
+                      + "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
     with b:
+        assert "port 1883" not in b.log.read_text(), "the documented config must not open a default listener"
         hq = None
         env = {"CREDENTIALS_DIRECTORY": str(creds)}
         tls = TlsConfig(ca_file=Path("$CREDENTIALS_DIRECTORY/../pki/ca.crt"), cert_file=pki / "client.crt",
