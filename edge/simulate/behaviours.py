@@ -377,7 +377,7 @@ def _shield(sc: Script, label: int) -> None:
     """Turn the body partly away and hunch over the hands, as people hiding something do."""
     rng = sc.rng
     sc.move(0.35, label, yaw_off=float(rng.choice([-1, 1]) * rng.uniform(0.6, 1.1)),
-            pitch=rng.uniform(0.3, 0.5), head_pitch=rng.uniform(0.45, 0.7))
+            pitch=rng.uniform(0.45, 0.75), head_pitch=rng.uniform(0.55, 0.8))
 
 
 def _fidget(sc: Script, label: int) -> None:
@@ -406,7 +406,7 @@ def conceal(sc: Script, kind: str, side: int, label: int = 1) -> None:
     sc.tempo = tempo * rng.uniform(1.2, 1.6)  # furtive: quicker than shopping
     if rng.random() < 0.5:
         _fidget(sc, label)
-    if kind not in ("pants", "floor_bag") and rng.random() < 0.7:
+    if kind not in ("pants", "floor_bag") and rng.random() < 0.85:
         _shield(sc, label)
     if kind == "pocket":
         tgt = (0.06, side * (0.5 * s.hip_width + 0.08), hip - 0.03)
@@ -430,7 +430,7 @@ def conceal(sc: Script, kind: str, side: int, label: int = 1) -> None:
             sc.move(0.25, label, **{_hk(side): (0.14 if not back else -0.17, side * 0.03, hip - 0.03)})
             sc.move(0.25, label, **{_hk(side): (0.18 if not back else -0.17, side * 0.04, hip + 0.1)})
     elif kind == "pants":  # down a trouser leg or into a sock
-        sc.move(0.6, label, pelvis_z=0.6 * s.hip_height, pitch=0.55, head_pitch=0.5,
+        sc.move(0.6, label, pelvis_z=0.5 * s.hip_height, pitch=0.7, head_pitch=0.5,
                 foot_l=(0.15, 0.5 * s.hip_width + 0.08, s.ankle), foot_r=(-0.08, -0.5 * s.hip_width - 0.08, s.ankle))
         sc.move(0.5, label, **{_hk(side): (0.2, side * 0.12, 0.18), _hk(other): (0.25, side * 0.05, 0.3)})
         for _ in range(rng.integers(1, 3)):
@@ -454,9 +454,9 @@ def conceal(sc: Script, kind: str, side: int, label: int = 1) -> None:
         sc.move(0.4, label, **{_hk(side): (0.1, side * 0.05, 0.74 * H)})
     elif kind in ("bag", "floor_bag"):
         if kind == "floor_bag":  # bag or basket at the feet
-            sc.move(0.7, label, pelvis_z=0.62 * s.hip_height, pitch=0.5, head_pitch=0.45,
+            sc.move(0.7, label, pelvis_z=0.52 * s.hip_height, pitch=0.65, head_pitch=0.45,
                     foot_l=(0.12, 0.5 * s.hip_width + 0.07, s.ankle), foot_r=(-0.06, -0.5 * s.hip_width - 0.07, s.ankle))
-            bag = (0.35, side * 0.15, 0.2)
+            bag = (0.38, side * 0.15, 0.12)
         else:
             bag = (0.22, other * 0.26, hip + 0.02) if rng.random() < 0.6 else (0.34, 0.0, 0.58 * H)
         sc.move(0.5, label, head_yaw=other * 0.4, **{_hk(other): (bag[0], bag[1] + other * 0.07, bag[2] + 0.06)})
@@ -485,7 +485,7 @@ def theft_cycle(sc: Script, kind: str) -> None:
     if rng.random() < 0.35:  # turn the back to the camera while hiding it
         away = np.arctan2(sc.pos[1], sc.pos[0])  # facing away from the camera at the origin
         sc.turn_to(float(away), 1)
-    if rng.random() < 0.5:
+    if rng.random() < 0.3:
         tempo = sc.tempo
         sc.tempo = tempo * 1.4
         reach_shelf(sc, float(rng.choice([0.75, 1.05, 1.35, 0.4])), side, label=1)
