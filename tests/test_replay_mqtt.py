@@ -247,6 +247,8 @@ def test_sigkill_mid_replay_and_resume(store_data, tmp_path, request):
                 p.kill()
         before = len(hq.alert_events())
         assert 0 < before < len(reference), "the kill should land mid-replay"
+        # the broker publishes the last will; HQ marks the device offline
+        assert _wait(lambda: [d["state"] for d in hq.store.devices()] == ["offline"], 15), hq.store.devices()
         p2 = _replay(d, cfg, b.port, 0, tmp_path / "dev.log")
         out, _ = p2.communicate(timeout=120)
         assert p2.returncode == 0, (tmp_path / "dev.log").read_text()[-3000:]
