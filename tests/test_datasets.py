@@ -232,3 +232,16 @@ def test_frame_table(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         write_poselift_video(v, tmp_path / "x.pkl")
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_scalars_and_pickle_protocols(tmp_path, protocol):
+    rng = np.random.default_rng(5)
+    kp = _skeleton(rng, 3)
+    data = {np.int64(f): {np.int32(9): [[np.float32(v) for v in _raw(kp[f], "xywh")[0]], kp[f].astype(np.float16)]}
+            for f in range(3)}
+    p = tmp_path / "2_8.pkl"
+    p.write_bytes(pickle.dumps(data, protocol=protocol))
+    v = read_poselift_video(p)
+    assert v.bbox_order == "xywh" and v.n_frames == 3 and list(v.tracks) == [9]
+    np.testing.assert_allclose(v.tracks[9].keypoints, kp.astype(np.float16).astype(np.float32))

@@ -83,9 +83,8 @@ class Script:
         p[_FL] = (0.0, fx, s.ankle)
         p[_FR] = (0.0, -fx, s.ankle)
         p[_PZ] = s.hip_height - 0.01
-        if self_carry := getattr(self, "carry", "none"):
-            if self_carry == "basket":
-                p[self._hand(-self.side)] = (0.10, -self.side * (hx + 0.04), s.rest_hand_z + 0.10)
+        if self.carry == "basket":  # the other hand holds the basket's handle
+            p[self._hand(-self.side)] = (0.10, -self.side * (hx + 0.04), s.rest_hand_z + 0.10)
         return p
 
     def _hand(self, side: int) -> slice:
