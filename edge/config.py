@@ -105,6 +105,9 @@ class ScoringConfig(_Section):
     backend: Literal["numpy", "onnxruntime"] = Field("numpy", description="Scorer implementation.")
     max_batch: int = Field(256, description="Largest batch of windows scored at once.", ge=1)
     window_stride: int = Field(1, description="Score every n-th window of a track.", ge=1)
+    window_fill_gaps: int = Field(3, description="Cut live windows in frame time and bridge gaps of up to this "
+                                  "many frames by interpolation (frames dropped when inference falls behind); "
+                                  "0 cuts them as the reference benchmark does.", ge=0, le=12)
 
 
 class AlertingConfig(_Section):

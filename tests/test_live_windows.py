@@ -136,3 +136,51 @@ def test_non_finite_coordinates_drop_only_the_affected_windows():
     assert (per_track == 2).sum() == 30 - L + 1
     assert (per_track == 1).sum() == 1 and lw.invalid_windows == 6  # start 6 no longer holds frame 5
     assert all(np.isfinite(w.x).all() for w in out)
+
+
+def _linear_track(frames):
+    """A person moving at constant speed: interpolation across any gap is exact."""
+    base = np.random.default_rng(3).uniform(300, 600, (17, 2))
+    kp = np.empty((len(frames), 17, 3), np.float32)
+    kp[..., :2] = base[None] + np.asarray(frames, float)[:, None, None] * np.array([2.0, 0.5])
+    kp[..., 2] = 0.9
+    boxes = np.stack([kp[..., 0].min(1), kp[..., 1].min(1), kp[..., 0].max(1), kp[..., 1].max(1)], 1)
+    return kp, boxes
+
+
+def test_frame_time_windows_equal_reference_on_an_undisturbed_stream():
+    frames = np.arange(80)
+    kp, boxes = _linear_track(frames)
+    ref = feed(LiveWindows(L), frames, kp, boxes)
+    filled = feed(LiveWindows(L, fill_gaps=3), frames, kp, boxes)
+    for a, b in zip(ref, filled):
+        np.testing.assert_array_equal(a.x, b.x)
+        np.testing.assert_array_equal(a.centre_frames, b.centre_frames)
+
+
+def test_frame_time_windows_survive_dropped_frames():
+    """Inference that keeps only every other or third camera frame still yields windows, equal to the
+    windows of the full-rate stream (exact here because the motion is linear)."""
+    dense = np.arange(120)
+    kp_d, boxes_d = _linear_track(dense)
+    full = {int(c): x for w in feed(LiveWindows(L, fill_gaps=3), dense, kp_d, boxes_d)
+            for c, x in zip(w.centre_frames, w.x)}
+    for step in (2, 3):
+        sparse = dense[::step]
+        kp, boxes = _linear_track(sparse)
+        assert not any(len(w) for w in feed(LiveWindows(L), sparse, kp, boxes))  # the reference rule finds none
+        wins = [w for w in feed(LiveWindows(L, fill_gaps=3), sparse, kp, boxes) if len(w)]
+        assert len(wins) >= len(sparse) - L // step - 1
+        for w in wins:
+            for c, x in zip(w.centre_frames, w.x):
+                np.testing.assert_allclose(x, full[int(c)], atol=1e-4)
+
+
+def test_frame_time_windows_skip_gaps_longer_than_allowed():
+    frames = np.concatenate([np.arange(0, 30), np.arange(35, 80)])  # 4 missing frames
+    kp, boxes = _linear_track(frames)
+    wins = feed(LiveWindows(L, fill_gaps=3), frames, kp, boxes)
+    centres = np.concatenate([w.centre_frames for w in wins])
+    spans = [(c - L // 2, c - L // 2 + L - 1) for c in centres]
+    assert all(not (s <= 31 and e >= 34) for s, e in spans)  # no window spans the long gap
+    assert any(e < 30 for s, e in spans) and any(s >= 35 for s, e in spans)

@@ -66,11 +66,14 @@ def median_score(pipe_cfg, scorer, videos) -> float:
 
 
 def test_pipeline_windows_and_scores_match_the_offline_chain(store, scorer):
-    """Without smoothing, the live chain scores exactly the reference windows (plus each track's last)."""
+    """Without smoothing and with the reference cutting rule, the live chain scores exactly the reference
+    windows (plus each track's last)."""
+    from edge.config import ScoringConfig
     from edge.sources.replay import iter_poses
     from edge.windowing.stgnf import model_input, track_windows
 
-    cfg = EdgeConfig(filtering=FilteringConfig(smoother="none", max_gap=0, min_confidence=0.0))
+    cfg = EdgeConfig(filtering=FilteringConfig(smoother="none", max_gap=0, min_confidence=0.0),
+                     scoring=ScoringConfig(window_fill_gaps=0))
     _, ds = store
     video = max(ds.test, key=lambda v: sum(len(t) for t in v.tracks.values()))
     pipe = ScoringPipeline(cfg, scorer)

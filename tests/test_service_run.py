@@ -112,6 +112,10 @@ poses_max_hz = 5.0
         assert kp[..., :2].max() <= 1.0 and kp[..., 2].max() > 0.5
         h_msg = json.loads(health[-1][1])
         assert h_msg["cameras"]["aisle-3"]["state"] == "online"
+        # windows are cut and scored even though this CPU drops camera frames
+        scored = rec.wait_for(lambda t, p, r: t == f"{prefix}/health"
+                              and json.loads(p)["counters"].get("windows_scored", 0) > 0, timeout=60)
+        assert scored, json.loads(rec.take(lambda t, p, r: t == f"{prefix}/health")[-1][1])["counters"]
         t_end = time.monotonic() + 30
         watchdog_seen = False
         while time.monotonic() < t_end and not watchdog_seen:

@@ -88,7 +88,8 @@ class ScoringPipeline:
         self._filters: dict[str, PoseFilter] = {}
         self._last_frame: dict[str, int] = {}
         self._windows = LiveWindows(self.seg_len, config.scoring.window_stride, divisors,
-                                    min_confidence=config.filtering.min_confidence)
+                                    min_confidence=config.filtering.min_confidence,
+                                    fill_gaps=config.scoring.window_fill_gaps)
         self._alerts = None
         if self.threshold is not None:
             self._alerts = AlertEngine(config.alerting, self.threshold, self.zones, id_key=alert_id_key)

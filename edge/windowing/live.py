@@ -10,6 +10,13 @@ this yields the offline windows plus that final one. The rule counts frames insi
 ``seg_len`` frames only, so a window whose last one or two detections come after a long gap is still
 kept, offline and live alike.
 
+With ``fill_gaps = G > 0`` windows are cut in frame time instead, for a device that cannot process
+every camera frame (inference falling behind drops frames, and with every other frame dropped the
+detection rule above would never find a window): the window is the ``seg_len`` frames ending at the
+track's newest detection, every gap of at most ``G`` frames inside it (or just before its first frame)
+is filled by linear interpolation of x, y and confidence, and a window with a longer gap is skipped.
+On an undisturbed stream both rules cut the same windows.
+
 Each window is attributed to frame ``f0 + seg_len // 2`` (as the benchmark protocol does), and
 carries an anchor for alert zones: the person's ground point at the detection nearest to that frame
 (mid-point of the confident ankles, else the bottom centre of the box).
@@ -66,9 +73,11 @@ class LiveWindows:
 
     def __init__(self, seg_len: int = DEFAULT_SEG_LEN, stride: int = 1,
                  divisors: tuple[float, float] = DEFAULT_DIVISORS, *, min_confidence: float = 0.2,
-                 max_missing: int = MAX_MISSING_FRAMES, idle_frames: int = 900):
-        if seg_len < max_missing + 1 or stride < 1:
-            raise ValueError(f"seg_len must exceed max_missing and stride must be >= 1, got {seg_len}, {stride}")
+                 max_missing: int = MAX_MISSING_FRAMES, idle_frames: int = 900, fill_gaps: int = 0):
+        if seg_len < max_missing + 1 or stride < 1 or fill_gaps < 0:
+            raise ValueError(f"seg_len must exceed max_missing, stride must be >= 1 and fill_gaps >= 0, "
+                             f"got {seg_len}, {stride}, {fill_gaps}")
+        self.fill_gaps = int(fill_gaps)
         self.seg_len = int(seg_len)
         self.stride = int(stride)
         self.divisors = (float(divisors[0]), float(divisors[1]))
@@ -91,12 +100,15 @@ class LiveWindows:
             key = (cam, int(poses.track_ids[i]))
             buf = self._tracks.get(key)
             if buf is None:
-                buf = self._tracks[key] = _TrackBuffer(L + self.max_missing)
+                buf = self._tracks[key] = _TrackBuffer(L + max(self.max_missing, self.fill_gaps + 1))
             if buf.count and poses.frame_index <= buf.last_frame:
                 self.out_of_order += 1
                 continue
             buf.push(int(poses.frame_index), poses.keypoints[i], poses.boxes[i])
-            if buf.count >= L and (buf.count - L) % self.stride == 0 and self._continuous(buf):
+            if self.fill_gaps:
+                if buf.count >= 2 and buf.count % self.stride == 0 and self._span(buf) is not None:
+                    ready.append((key[1], buf))
+            elif buf.count >= L and (buf.count - L) % self.stride == 0 and self._continuous(buf):
                 ready.append((key[1], buf))
         for ev in poses.events:
             if ev.kind == TrackEventKind.REMOVED:
@@ -113,6 +125,35 @@ class LiveWindows:
         f = buf.frames[buf.last(self.seg_len)]
         return int(np.count_nonzero(f < f[0] + self.seg_len)) >= self.seg_len - self.max_missing
 
+    def _span(self, buf: _TrackBuffer) -> np.ndarray | None:
+        """Ring indices of the detections a frame-time window needs (oldest first), or None when a gap
+        inside it is longer than ``fill_gaps`` or the track does not reach back to its first frame."""
+        idx = buf.last(min(buf.count, len(buf.frames)))
+        frames = buf.frames[idx]
+        start = frames[-1] - self.seg_len + 1
+        inside = np.nonzero(frames >= start)[0]
+        first = inside[0] if frames[inside[0]] == start else inside[0] - 1
+        if first < 0 or start - frames[first] > self.fill_gaps:
+            return None
+        if np.diff(frames[first:]).max(initial=1) > self.fill_gaps + 1:
+            return None
+        return idx[first:]
+
+    def _window_pixels(self, buf: _TrackBuffer) -> tuple[np.ndarray, np.ndarray]:
+        """(frames, COCO-17 pixels) of one window, gaps interpolated in frame-time mode."""
+        L = self.seg_len
+        if not self.fill_gaps:
+            idx = buf.last(L)
+            return buf.frames[idx], buf.keypoints[idx]
+        idx = self._span(buf)
+        have = buf.frames[idx].astype(np.float64)
+        grid = np.arange(int(have[-1]) - L + 1, int(have[-1]) + 1)
+        values = buf.keypoints[idx].reshape(len(idx), -1).astype(np.float64)
+        filled = np.empty((L, values.shape[1]), dtype=np.float32)
+        for c in range(values.shape[1]):
+            filled[:, c] = np.interp(grid, have, values[:, c])
+        return grid, filled.reshape(L, 17, 3)
+
     def _emit(self, poses: Poses, ready) -> Windows:
         L, n = self.seg_len, len(ready)
         if n == 0:
@@ -122,11 +163,10 @@ class LiveWindows:
         centres = np.empty(n, dtype=np.int64)
         anchors = np.empty((n, 2), dtype=np.float32)
         for j, (_, buf) in enumerate(ready):
-            idx = buf.last(L)
-            frames = buf.frames[idx]
-            pix[j] = buf.keypoints[idx]
+            frames, pix[j] = self._window_pixels(buf)
             centres[j] = frames[0] + L // 2
-            k = idx[int(np.argmin(np.abs(frames - centres[j])))]
+            recent = buf.last(min(buf.count, len(buf.frames)))
+            k = recent[int(np.argmin(np.abs(buf.frames[recent] - centres[j])))]
             anchors[j] = self._ground_point(buf.keypoints[k], buf.boxes[k])
         ids = np.array([tid for tid, _ in ready], dtype=np.int64)
         ok = np.isfinite(pix[..., :2]).all(axis=(1, 2, 3)) & np.isfinite(anchors).all(axis=1)
