@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import shared_path
-from tests.mqtt_broker import Broker, Recorder
+from conftest import shared_path
+from mqtt_broker import Broker, Recorder
 
 cv2 = pytest.importorskip("cv2")
 
