@@ -87,6 +87,14 @@ def example_toml() -> str:
     return "\n".join(lines) + "\n"
 
 
+def print_config_errors(exc: ConfigError, file=None) -> None:
+    """Every error on its own line, with key path and line: what ``validate-config`` and ``run`` print."""
+    file = file or sys.stderr
+    print(f"{exc.source}: {len(exc.errors)} error(s)", file=file)
+    for issue in exc.errors:
+        print(f"  {issue}", file=file)
+
+
 def _run(args) -> int:
     if args.example:
         sys.stdout.write(example_toml())
@@ -97,9 +105,7 @@ def _run(args) -> int:
     try:
         cfg = load_config(args.file)
     except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for issue in exc.errors:
-            print(f"  {issue}", file=sys.stderr)
+        print_config_errors(exc)
         return 2
     if args.print:
         print(cfg.model_dump_json(indent=2))

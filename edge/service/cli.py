@@ -36,14 +36,13 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     from edge.config import ConfigError, load_config
+    from edge.config_cli import print_config_errors
     from edge.service.runner import DeviceService, ServiceError
 
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for issue in exc.errors:
-            print(f"  {issue}", file=sys.stderr)
+        print_config_errors(exc)
         return 2
     setup_logging(cfg.service.log_level)
     log = logging.getLogger("edge.service")
