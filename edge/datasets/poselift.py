@@ -107,8 +107,11 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
         if hasattr(nu, "_frombuffer"):
             allowed[(f"{mod}.numeric", "_frombuffer")] = nu._frombuffer
     # dtype pickles name their scalar classes (numpy.dtypes.Float32DType ...) in newer numpy
-    import numpy.dtypes as npd
-    for n in dir(npd):
+    try:
+        import numpy.dtypes as npd
+    except ImportError:  # numpy < 1.25
+        npd = None
+    for n in dir(npd) if npd is not None else ():
         if n.endswith("DType"):
             allowed[("numpy.dtypes", n)] = getattr(npd, n)
     allowed[("collections", "OrderedDict")] = __import__("collections").OrderedDict
@@ -152,7 +155,8 @@ def safe_load_pickle(path: str | Path):
         return _SafeUnpickler(io.BytesIO(data)).load()
     except _Refused as exc:
         raise DatasetError(f"{p}: not a valid pose pickle: {exc}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            MemoryError) as exc:
         raise DatasetError(f"{p}: truncated or corrupt pickle ({type(exc).__name__}: {exc})") from None
 
 
