@@ -376,7 +376,7 @@ def _shield(sc: Script, label: int) -> None:
     """Turn the body partly away and hunch over the hands, as people hiding something do."""
     rng = sc.rng
     sc.move(0.35, label, yaw_off=float(rng.choice([-1, 1]) * rng.uniform(0.6, 1.1)),
-            pitch=rng.uniform(0.45, 0.75), head_pitch=rng.uniform(0.55, 0.8))
+            pitch=rng.uniform(0.55, 0.9), head_pitch=rng.uniform(0.55, 0.8))
 
 
 def _fidget(sc: Script, label: int) -> None:
@@ -403,7 +403,7 @@ def conceal(sc: Script, kind: str, side: int, label: int = 1) -> None:
     other = -side
     tempo = sc.tempo
     sc.tempo = tempo * rng.uniform(1.2, 1.6)  # furtive: quicker than shopping
-    if rng.random() < 0.5:
+    if rng.random() < 0.85:
         _fidget(sc, label)
     if kind not in ("pants", "floor_bag") and rng.random() < 0.85:
         _shield(sc, label)
@@ -468,9 +468,10 @@ def conceal(sc: Script, kind: str, side: int, label: int = 1) -> None:
                     foot_l=sc.rest_pose()[_FL], foot_r=sc.rest_pose()[_FR])
     else:
         raise ValueError(f"unknown concealment {kind!r}")
+    sc.hold(rng.uniform(0.4, 1.2), label)  # adjusting clothes / the bag over the item
     if rng.random() < 0.6:
         _peek(sc, label)
-    if rng.random() < 0.6:
+    if rng.random() < 0.85:
         _fidget(sc, label)
     sc.move(0.4, label, pitch=0.03, head_pitch=0.1, head_yaw=0.0, yaw_off=0.0,
             **{_hk(side): sc.rest_pose()[sc._hand(side)], _hk(other): sc.rest_pose()[sc._hand(other)]})
@@ -481,9 +482,6 @@ def theft_cycle(sc: Script, kind: str) -> None:
     """Grab an item (quickly) or take one already in the basket, and conceal it; all labelled."""
     rng = sc.rng
     side = sc.side
-    if rng.random() < 0.35:  # turn the back to the camera while hiding it
-        away = np.arctan2(sc.pos[1], sc.pos[0])  # facing away from the camera at the origin
-        sc.turn_to(float(away), 1)
     if rng.random() < 0.3:
         tempo = sc.tempo
         sc.tempo = tempo * 1.4

@@ -112,7 +112,7 @@ CAMERAS: dict[int, Camera] = {
               aisle_offset=0.5),
     3: Camera(3, height=3.5, tilt=np.radians(42), focal=1000, aisle_angle=np.radians(40), aisle_width=2.6,
               roll=np.radians(2)),
-    4: Camera(4, height=3.0, tilt=np.radians(45), focal=900, aisle_angle=np.radians(-60), aisle_width=2.2,
+    4: Camera(4, height=3.0, tilt=np.radians(40), focal=850, aisle_angle=np.radians(-60), aisle_width=2.2,
               shelf_occlusion=0.15),
     5: Camera(5, height=2.7, tilt=np.radians(22), focal=1550, aisle_angle=np.radians(10), aisle_width=2.0,
               shelf_occlusion=0.45, aisle_offset=-0.3),

@@ -104,7 +104,7 @@ def apply_detector(rng: np.random.Generator, joints: np.ndarray, cam: Camera, oc
             a[:, pairs.ravel()] = a[:, pairs[:, ::-1].ravel()]
 
     inside = (uv[..., 0] >= 0) & (uv[..., 0] < W) & (uv[..., 1] >= 0) & (uv[..., 1] < H) & (depth > 0.3)
-    present = (inside.mean(1) >= 0.6) & (size >= 60) & ~_missed_frames(rng, T, cfg.missed)
+    present = (inside.mean(1) >= 0.8) & (size >= 60) & ~_missed_frames(rng, T, cfg.missed)
     clipped = (kp[..., 0] < 0) | (kp[..., 0] > W - 1) | (kp[..., 1] < 0) | (kp[..., 1] > H - 1)
     kp[..., 0] = np.clip(kp[..., 0], 0, W - 1)
     kp[..., 1] = np.clip(kp[..., 1], 0, H - 1)
