@@ -41,7 +41,7 @@ def small_plan(seed: int = 0) -> DatasetPlan:
     vid = 10
     for cam in range(1, 7):
         for _ in range(2):
-            n = int(rng.integers(450, 800))
+            n = int(rng.integers(1000, 1600))
             train.append(VideoPlan(f"{cam}_{vid}", cam, n, int(rng.integers(2, 5))))
             vid += 1
     for k, cam in enumerate([1, 2, 3, 4, 5, 6, 1, 3]):
