@@ -16,8 +16,7 @@ def register(sub) -> None:
                    help="small: seconds, for tests and the demo; paper: the real release's shape")
     p.add_argument("--inventory", default=None,
                    help="folder with the release's train/test_inventory.csv for --scale paper "
-                        "(default: $POSELIFT_INVENTORY or ../shared/poselift; without them the documented "
-                        "shape is drawn)")
+                        "(default: $POSELIFT_INVENTORY; without one, a plan of the documented shape is drawn)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 

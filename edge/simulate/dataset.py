@@ -53,10 +53,7 @@ def small_plan(seed: int = 0) -> DatasetPlan:
 
 
 def find_inventory(explicit: str | os.PathLike | None = None) -> Path | None:
-    cands = [explicit, os.environ.get(INVENTORY_ENV)]
-    here = Path(__file__).resolve()
-    cands += [p / "shared" / "poselift" for p in (here.parents[2].parent, Path.cwd().parent, Path.cwd())]
-    for c in cands:
+    for c in (explicit, os.environ.get(INVENTORY_ENV)):
         if c and (Path(c) / "train_inventory.csv").is_file() and (Path(c) / "test_inventory.csv").is_file():
             return Path(c)
     return None
