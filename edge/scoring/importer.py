@@ -2,15 +2,13 @@
 
 Sources: an ``.npz`` of its ``state_dict`` (tensor names as in the state_dict), or one of its
 checkpoints (``.tar`` / ``.pth.tar`` / ``.pth``: a torch pickle of ``{'epoch', 'state_dict', 'optimizer',
-'args'}`` or a bare state_dict). Checkpoints need torch (the ``train`` extra); it is imported here only,
-inside the function, and loaded with ``weights_only=True`` (``argparse.Namespace``, which holds the
-training arguments, is the one extra type allowed). A file that needs arbitrary unpickling is refused
-unless ``trust_pickle`` is given for a file you trust.
+'args'}`` or a bare state_dict). Checkpoints need torch (the ``train`` extra) and are read by
+:mod:`edge.scoring.trained_checkpoint`, loaded only when a checkpoint is imported. A file that needs
+arbitrary unpickling is refused unless ``trust_pickle`` is given for a file you trust.
 """
 
 from __future__ import annotations
 
-import argparse
 import zipfile
 from pathlib import Path
 
@@ -31,43 +29,6 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise ModelFormatError(f"{path}: not a readable .npz of tensors ({e})") from None
-
-
-def _read_checkpoint(path: Path, trust_pickle: bool) -> tuple[dict[str, np.ndarray], dict]:
-    try:
-        import torch
-    except ImportError as e:
-        raise RuntimeError("importing a checkpoint needs torch (pip install 'poselift-edge[train]'); "
-                           "an .npz of the state_dict needs nothing") from e
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        if not trust_pickle:
-            raise ModelFormatError(
-                f"{path}: cannot be loaded as plain tensors ({str(e).splitlines()[0]}). If the file is truncated "
-                "it must be fetched again; if it needs other Python objects and you trust it, use "
-                "--trust-pickle") from None
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e2:
-            raise ModelFormatError(f"{path}: not a readable torch checkpoint ({e2})") from None
-    args = {}
-    if isinstance(obj, dict) and "state_dict" in obj:
-        raw_args = obj.get("args")
-        if raw_args is not None:
-            args = dict(vars(raw_args)) if hasattr(raw_args, "__dict__") else dict(raw_args)
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj:
-        raise ModelFormatError(f"{path}: holds neither a state_dict nor a checkpoint dict with 'state_dict'")
-    tensors = {}
-    for name, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            raise ModelFormatError(f"{path}: entry {name!r} is {type(value).__name__}, not a tensor")
-        tensors[str(name)] = value.detach().cpu().to(torch.float32).numpy()
-    if all(k.startswith("module.") for k in tensors):  # saved from a DataParallel wrapper
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
-    return tensors, args
 
 
 def _arch_from(tensors: dict, args: dict, max_hops: int | None, source: str) -> StgnfArchitecture:
@@ -95,7 +56,9 @@ def import_stgnf(path, out_dir, *, max_hops: int | None = None, divisors=(856.0,
     if p.suffix == ".npz":
         tensors, args = _read_npz(p), {}
     else:
-        tensors, args = _read_checkpoint(p, trust_pickle)
+        from edge.scoring.trained_checkpoint import read_torch_checkpoint  # the one place torch is loaded
+
+        tensors, args = read_torch_checkpoint(p, trust_pickle)
     arch = _arch_from(tensors, args, max_hops, str(p))
     metrics = {k: args[k] for k in ("epochs", "seed", "dataset", "model_lr", "batch_size") if k in args}
     info = TrainingInfo(source="imported", imported_from=p.name, imported_sha256=sha256_file(p), metrics=metrics)
