@@ -145,3 +145,53 @@ poses_max_hz = 5.0
         assert got and json.loads(got[-1][1])["state"] == "stopped"
     finally:
         broker.stop()
+
+
+def test_alerts_the_full_outbox_refuses_are_held_and_sent_later(tmp_path):
+    """A long broker outage fills the outbox with alerts; the service keeps the ones it refuses, in
+    order, and hands them over once the broker is back. None is lost."""
+    from edge.config import EdgeConfig
+    from edge.records import AlertEvent, AlertPhase
+    from edge.service.runner import DeviceService
+    from edge.transport.publisher import Transport
+
+    broker = Broker(tmp_path / "broker")  # not started yet: the broker is down
+    cfg = EdgeConfig.model_validate({
+        "device": {"state_dir": str(tmp_path / "state"), "cache_dir": str(tmp_path / "cache")},
+        "cameras": [{"id": "cam1", "uri": "file:///dev/null"}],
+        "perception": {"detector_model": "d.onnx", "pose_model": "p.onnx"},
+        "scoring": {"model": str(tmp_path / "model")},
+        "transport": {"port": broker.port, "outbox_max_messages": 10, "poses_enabled": False,
+                      "health_interval_s": 3600, "reconnect_max_s": 1.0}})
+    service = DeviceService(cfg)
+    service.transport = Transport(cfg.transport, cfg.device, cameras=["cam1"])
+    service.transport.start()
+
+    def event(i, phase):
+        return AlertEvent(f"a{i}", phase, "cam1", 7, 0.0, float(i), i, 9.0, 9.0, 5.0)
+
+    sent = [event(i, AlertPhase.NEW if i % 2 == 0 else AlertPhase.END) for i in range(16)]
+    results = [service._publish_alerts([ev]) for ev in sent]
+    assert results[0] and not results[-1]
+    held = len(service._pending_alerts)
+    assert held > 0 and service.alerts_published + held == len(sent)
+    assert [e.alert_id for e in service._pending_alerts] == [e.alert_id for e in sent[-held:]]
+    rec = None
+    try:
+        broker.start()
+        rec = Recorder(broker.port, topics=("poselift/v1/+/+/cam/+/alerts",))
+        deadline = time.monotonic() + 30
+        while service._pending_alerts and time.monotonic() < deadline:
+            service._publish_alerts([])
+            time.sleep(0.2)
+        assert not service._pending_alerts
+        got = rec.wait_for(lambda t, p, r: True, count=len(sent), timeout=30)
+        ids = [json.loads(p)["alert_id"] for t, p, r in got]
+        assert sorted(ids) == sorted(e.alert_id for e in sent) and len(ids) == len(set(ids))
+        print(f"\n[service-outbox-full] {held} of {len(sent)} alert events held while the outbox was full, "
+              f"all {len(ids)} delivered once the broker came back")
+    finally:
+        if rec is not None:
+            rec.close()
+        service.transport.stop(timeout=5)
+        broker.stop()

@@ -58,6 +58,7 @@ class DeviceService:
         self._lanes: dict[str, _CameraLane] = {}
         self.frames_processed = 0
         self.alerts_published = 0
+        self._pending_alerts: list[AlertEvent] = []
         self._infer_ms = {"detector": 0.0, "pose": 0.0, "scoring": 0.0}
         self.transport = None
         self.pipeline = None
@@ -130,18 +131,33 @@ class DeviceService:
                 lane.last_state = state
                 self.transport.publish_camera_status(cam_id, state, st.fps, st.last_error or None)
 
-    def _publish_alerts(self, alerts: list[AlertEvent]) -> None:
-        if not alerts:
-            return
+    def _publish_alerts(self, alerts: list[AlertEvent]) -> bool:
+        """Hand alert events to the outbox, oldest first. Events the outbox refuses (full of messages that
+        may not be evicted, e.g. during a long broker outage) stay in memory and go first next time, so an
+        alert is never dropped and its lifecycle order is kept. True once nothing is pending."""
+        from edge.transport.outbox import OutboxFull
+
         for ev in alerts:
             log.warning("alert %s %s camera=%s score=%.2f zone=%s", ev.event.value, ev.alert_id, ev.camera_id,
                         ev.score, ev.zone)
-        self.transport.publish_alerts(alerts)
-        self.alerts_published += len(alerts)
+        self._pending_alerts.extend(alerts)
+        if not self._pending_alerts:
+            return True
+        try:
+            self.transport.publish_alerts(self._pending_alerts)
+        except OutboxFull as exc:
+            log.error("%d alert event(s) held in memory until the outbox has room: %s",
+                      len(self._pending_alerts), exc)
+            return False
+        self.alerts_published += len(self._pending_alerts)
+        self._pending_alerts = []
+        return True
 
     def step(self, idle_wait_s: float = 0.01) -> int:
         """One pass of the loop; returns the number of frames processed."""
         self._publish_camera_states()
+        if self._pending_alerts:
+            self._publish_alerts([])
         frames = self._due_frames()
         if not frames:
             self.gate.tick()
@@ -180,7 +196,9 @@ class DeviceService:
         for lane in self._lanes.values():
             lane.supervisor.stop()
         if self.pipeline is not None and self.pipeline.threshold is not None:
-            self._publish_alerts(self.pipeline.finish(self.clock()))
+            if not self._publish_alerts(self.pipeline.finish(self.clock())):
+                log.error("stopping with %d alert event(s) the full outbox could not take",
+                          len(self._pending_alerts))
         drained = True
         if self.transport is not None:
             for cam_id in self._lanes:
@@ -197,7 +215,8 @@ class DeviceService:
                             "frames": st.frames, "dropped_frames": st.drops, "rejected_frames": st.rejected,
                             "restarts": st.restarts,
                             "last_frame_age_s": None if st.last_frame_age is None else round(st.last_frame_age, 3)}
-        counters = {"frames": self.frames_processed, "alerts": self.alerts_published}
+        counters = {"frames": self.frames_processed, "alerts": self.alerts_published,
+                    "alerts_pending": len(self._pending_alerts)}
         if self.pipeline is not None:
             counters.update({k: v for k, v in self.pipeline.stats.as_dict().items() if isinstance(v, int)})
         return {"cameras": cams, "infer_ms": {k: round(v, 3) for k, v in self._infer_ms.items()},
