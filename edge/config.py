@@ -108,6 +108,15 @@ class ScoringConfig(_Section):
     window_fill_gaps: int = Field(3, description="Cut live windows in frame time and bridge gaps of up to this "
                                   "many frames by interpolation (frames dropped when inference falls behind); "
                                   "0 cuts them as the reference benchmark does.", ge=0, le=12)
+    gate_in_view: bool = Field(False, description="Pose-quality gate: a window in which a keypoint lies within "
+                               "gate_border_px of the frame border (or beyond), after the pose filter, is not "
+                               "scored and cannot alert, since the person is not fully in view (entering, "
+                               "leaving, cut off by the frame). Threshold calibration applies the same gate.")
+    gate_border_px: float = Field(1.0, description="Margin in pixels for gate_in_view (pose estimators put "
+                                  "joints they cannot see on the border).", ge=0)
+    gate_min_confident: float = Field(0.0, description="Pose-quality gate: a window in which fewer than this "
+                                      "fraction of a detection's keypoints reach filtering.min_confidence is "
+                                      "not scored and cannot alert; 0 scores every window.", ge=0, le=1)
 
 
 class AlertingConfig(_Section):
@@ -120,6 +129,9 @@ class AlertingConfig(_Section):
     end_after_s: float = Field(1.0, description="Score must stay below release this long to end.", ge=0)
     cooldown_s: float = Field(30.0, description="No new alert for the same track this long after an end.", ge=0)
     update_interval_s: float = Field(2.0, description="Minimum time between update events of one alert.", gt=0)
+    warmup_windows: int = Field(0, description="A track's first this many scored windows only start its "
+                                "smoothed score and cannot raise an alert: people entering the view are seen "
+                                "partially and at unusual angles, which the model scores high.", ge=0)
     lost_after_s: float = Field(30.0, description="A track with no score for this long is forgotten and its open "
                                 "alert ends (for sources that never report a track removed).", gt=0)
     false_alarm_budget_per_hour: float = Field(0.5, description="Target alerts per camera-hour on normal data, "

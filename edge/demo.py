@@ -200,7 +200,7 @@ class Demo:
                  f"{m['train_seconds']:.1f} s")
 
     def _ensure_threshold(self, ds) -> dict:
-        from edge.alerting.calibrate_cli import calibrate_model
+        from edge.alerting.calibrate_cli import calibrate_model, scoring_settings
         from edge.scoring.model_io import read_card
 
         card = read_card(self.model_dir)
@@ -209,7 +209,8 @@ class Demo:
                 and prev.get("budget_per_hour") == self.budget
                 and prev.get("alerting") == self.config.alerting.model_dump(exclude={"threshold"})
                 and prev.get("filtering") == self.config.filtering.model_dump()
-                and prev.get("window_stride") == self.config.scoring.window_stride)
+                and prev.get("window_stride") == self.config.scoring.window_stride
+                and prev.get("scoring") == scoring_settings(self.config))
         if same:
             self.say(f"[3/5] threshold: reusing {card.threshold:.4f} bits/dim (calibrated on the same data)")
             return prev
@@ -228,21 +229,26 @@ class Demo:
         from edge.sources.replay import iter_replay
 
         scorer = load_scorer(self.model_dir)
-        # (camera, track) -> [smoothed score, its peak, time it went above the threshold, longest time above]
+        # (camera, track) -> [smoothed score, its peak, time it went above the threshold, longest time above,
+        # windows seen]
         peaks: dict[tuple[str, int], list[float]] = {}
         alpha = self.config.alerting.ema_alpha
+        warmup = self.config.alerting.warmup_windows
         thr_box: list[float] = []
 
         def watch(scores):
-            # the engine's smoothing, kept here only to show how close each person came to an alert
+            # the engine's smoothing and warm-up, kept here only to show how close each person came to an alert
             t = float(scores.t)
             for tid, x in zip(scores.track_ids.tolist(), scores.nll.tolist()):
                 p = peaks.get((scores.camera_id, tid))
                 if p is None:
-                    p = peaks[(scores.camera_id, tid)] = [x, x, float("nan"), 0.0]
+                    p = peaks[(scores.camera_id, tid)] = [x, float("-inf"), float("nan"), 0.0, 0]
                 else:
                     p[0] = alpha * x + (1.0 - alpha) * p[0]
-                    p[1] = max(p[1], p[0])
+                p[4] += 1
+                if p[4] <= warmup:
+                    continue
+                p[1] = max(p[1], p[0])
                 if thr_box and p[0] > thr_box[0]:
                     if p[2] != p[2]:  # NaN: not above until now
                         p[2] = t
@@ -311,9 +317,9 @@ class Demo:
         self.say(f"      per test video: highest smoothed score of its people, and their longest time above the "
                  f"threshold ({pipe.threshold:.4f}; an alert needs {self.config.alerting.min_duration_s:g} s)")
         per_video: dict[str, tuple[float, float]] = {}
-        for (cam, tid), (_, peak, _, above) in peaks.items():
+        for (cam, tid), (_, peak, _, above, _) in peaks.items():
             item = where.get((cam, tid))
-            if item is not None:
+            if item is not None and peak > float("-inf"):  # a track still warming up came nowhere near
                 best = per_video.get(item.video.name, (-np.inf, 0.0))
                 per_video[item.video.name] = (max(best[0], peak), max(best[1], above))
         for v in ds.test:

@@ -276,3 +276,23 @@ def test_track_back_after_long_silence_starts_afresh():
     ev = run(eng, ramp(20.0, 21.05, 6.0))  # no other track ran the sweep: noticed on its return
     assert phases(ev) == [AlertPhase.END, AlertPhase.NEW]  # no cooldown carried over: state was forgotten
     assert ev[0].reason == REASON_LOST
+
+
+def test_warmup_windows_cannot_fire_but_feed_the_smoothing():
+    entering = ramp(0.0, 2.0, 9.0) + ramp(2.0, 6.0, 1.0)  # 20 high windows on entering, then calm
+    assert phases(run(AlertEngine(cfg(), threshold=5.0), entering))[:1] == [AlertPhase.NEW]
+    assert run(AlertEngine(cfg(warmup_windows=20), threshold=5.0), entering) == []
+    # high throughout: the alert comes once the warm-up is over and min_duration has passed after it
+    ev = run(AlertEngine(cfg(warmup_windows=20), threshold=5.0), ramp(0.0, 6.0, 9.0))
+    assert phases(ev)[:1] == [AlertPhase.NEW] and ev[0].started_t == 2.0 and ev[0].t == 3.0
+    # the smoothed score runs through the warm-up: a score that starts high and decays stays smoothed
+    eng = AlertEngine(cfg(ema_alpha=0.1, warmup_windows=5), threshold=5.0)
+    ev = run(eng, ramp(0.0, 0.5, 20.0) + ramp(0.5, 3.0, 0.0))
+    assert phases(ev)[:1] == [AlertPhase.NEW] and ev[0].started_t == 0.5
+
+
+def test_warmup_restarts_for_a_track_back_after_a_long_silence():
+    eng = AlertEngine(cfg(lost_after_s=3.0, warmup_windows=10), threshold=5.0)
+    assert run(eng, ramp(0.0, 0.5, 1.0)) == []
+    assert run(eng, ramp(10.0, 11.9, 9.0)) == []  # back as a new track: 10 warm-up windows, then 0.9 s above
+    assert phases(run(eng, [(12.0, 9.0)])) == [AlertPhase.NEW]

@@ -136,3 +136,22 @@ def test_calibration_errors_are_plain():
         find_threshold(empty, CFG, 0.0, 0.5)
     with pytest.raises(ValueError, match="budget"):
         find_threshold(empty, CFG, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("warmup", [1, 15, 60])
+def test_kernel_counts_what_the_engine_raises_with_a_warmup(warmup):
+    cfg = CFG.model_copy(update={"warmup_windows": warmup})
+    records = normal_streams(2, n_frames=1500)
+    rec = ScoreRecorder()
+    for r in records:
+        rec.add(r)
+    series = rec.series()
+    counts = []
+    for thr in (3.0, 3.5, 4.0, 4.5, 5.0):
+        eng = AlertEngine(cfg, thr)
+        n = sum(e.event == AlertPhase.NEW for r in records for e in eng.update(r))
+        assert count_alerts(series, cfg, thr) == n
+        counts.append(n)
+    assert sum(counts) > 0
+    if warmup == 60:  # a burst in the first 4 s of a track no longer fires
+        assert sum(counts) < sum(count_alerts(series, CFG, thr) for thr in (3.0, 3.5, 4.0, 4.5, 5.0))

@@ -184,3 +184,59 @@ def test_frame_time_windows_skip_gaps_longer_than_allowed():
     spans = [(c - L // 2, c - L // 2 + L - 1) for c in centres]
     assert all(not (s <= 31 and e >= 34) for s, e in spans)  # no window spans the long gap
     assert any(e < 30 for s, e in spans) and any(s >= 35 for s, e in spans)
+
+
+def _count_windows(builder, frames, kp, boxes):
+    return sum(len(w) for w in feed(builder, frames, kp, boxes))
+
+
+def test_quality_gate_skips_windows_of_people_not_fully_in_view():
+    frames, kp, boxes = make_track(4, n=120, missing=())
+    kp[..., 2] = 0.9
+    at_edge = kp.copy()
+    at_edge[50, 9, 0] = 0.0  # a wrist on the left border in frame 50 (a pose model clamps unseen joints there)
+    all_windows = _count_windows(LiveWindows(L, 1, fill_gaps=3), frames, at_edge, boxes)
+    assert all_windows == 120 - L + 1
+    gated = LiveWindows(L, 1, fill_gaps=3, border_px=1.0)
+    assert _count_windows(gated, frames, kp, boxes) == all_windows  # fully in view: nothing gated
+    gated = LiveWindows(L, 1, fill_gaps=3, border_px=1.0)
+    kept = feed(gated, frames, at_edge, boxes)
+    centres = np.concatenate([w.centre_frames for w in kept])
+    assert gated.gated_windows == L and len(centres) == all_windows - L  # every window holding frame 50
+    assert not np.any((centres - L // 2 <= 50) & (50 < centres - L // 2 + L))
+    beyond = kp.copy()
+    beyond[70, 3, 1] = 1080.0 + 40  # below the bottom of a 1920x1080 frame
+    gated = LiveWindows(L, 1, border_px=1.0)
+    _count_windows(gated, frames, beyond, boxes)
+    assert gated.gated_windows == L
+
+
+def test_quality_gate_uses_each_records_frame_size():
+    frames, kp, boxes = make_track(5, n=60, missing=())
+    gated = LiveWindows(L, 1, border_px=1.0)
+    for f, k, b in zip(frames, kp, boxes):  # keypoints reach x = 900: outside a 640-wide frame
+        gated.update(Poses("cam1", int(f), f / 15.0, [7], [b], k[None], frame_size=(640, 480)))
+    assert gated.gated_windows == 60 - L + 1
+
+
+def test_quality_gate_skips_mostly_low_confidence_poses():
+    frames, kp, boxes = make_track(6, n=80, missing=())
+    kp[..., 2] = 0.9
+    kp[30, :10, 2] = 0.05  # 10 of 17 keypoints below min_confidence in frame 30
+    gated = LiveWindows(L, 1, min_confidence=0.2, min_confident=0.5)
+    n = _count_windows(gated, frames, kp, boxes)
+    assert gated.gated_windows == L and n == 80 - L + 1 - L
+    kp[30, :6, 2] = 0.9  # now 13 of 17 are confident
+    gated = LiveWindows(L, 1, min_confidence=0.2, min_confident=0.5)
+    assert _count_windows(gated, frames, kp, boxes) == 80 - L + 1 and gated.gated_windows == 0
+    with pytest.raises(ValueError, match="min_confident"):
+        LiveWindows(L, 1, min_confident=1.5)
+
+
+def test_a_frame_whose_only_windows_are_all_invalid_gives_an_empty_record():
+    frames, kp, boxes = make_track(7, n=30, missing=())
+    kp[5, 3, 0] = np.nan
+    lw = LiveWindows(L)
+    wins = feed(lw, frames, kp, boxes)
+    assert lw.invalid_windows == 6 and sum(len(w) for w in wins) == 30 - L + 1 - 6
+    assert all(w.x.shape[1:] == (2, L, 18) for w in wins)

@@ -248,3 +248,41 @@ def test_score_sink_sees_every_scored_window(store, scorer):
     pipe.process_batch(replay(ds.test))
     pipe.finish()
     assert all(seen) and sum(seen) == pipe.stats.windows_scored > 0
+
+
+def test_pose_quality_gate_in_the_live_path_and_in_calibration(store, model_dir, scorer, tmp_path):
+    import dataclasses
+
+    from edge.alerting.calibrate_cli import calibrate_model, record_scores
+    from edge.config import ScoringConfig
+    from edge.scoring.model_io import read_card
+
+    _, ds = store
+    W, H = ds.test[0].frame_size
+
+    def cut_off(rec):  # people standing at the bottom edge of the view from frame 40 on
+        if rec.frame_index < 40 or not len(rec):
+            return rec
+        kp = rec.keypoints.copy()
+        kp[:, 15:, 1] = H - 1
+        return dataclasses.replace(rec, keypoints=kp)
+
+    records = [cut_off(r) for r in replay(ds.test)]
+    off = ScoringPipeline(EdgeConfig(), scorer)
+    n_off = sum(len(s) for s in off.score_batch(records) + off.drain())
+    assert off.stats.gated_windows == 0
+    gated_cfg = EdgeConfig(scoring=ScoringConfig(gate_in_view=True))
+    on = ScoringPipeline(gated_cfg, scorer)
+    kept = on.score_batch(records) + on.drain()
+    n_on = sum(len(s) for s in kept)
+    assert on.stats.gated_windows > 0 and n_on + on.stats.gated_windows == n_off
+    assert on.stats.as_dict()["gated_windows"] == on.stats.gated_windows
+    assert all(c < 40 + 12 for s in kept for c in s.centre_frames.tolist())  # nothing after the cut is scored
+    # calibration runs the same gate, and records it so a changed gate asks for a new threshold
+    rec_off, _ = record_scores(ds.train, scorer, EdgeConfig())
+    rec_on, _ = record_scores(ds.train, scorer,
+                              EdgeConfig(scoring=ScoringConfig(gate_in_view=True, gate_border_px=200.0)))
+    assert 0 < len(rec_on.series()) < len(rec_off.series())
+    out = tmp_path / "m"
+    record = calibrate_model(model_dir, store[0], budget=50.0, config=gated_cfg, out=out, videos=ds.train)
+    assert record["scoring"]["gate_in_view"] is True and read_card(out).threshold_calibration == record

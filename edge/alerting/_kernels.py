@@ -23,8 +23,10 @@ def ema_series(x, seg_start, alpha):
 
 
 @njit(cache=True, nogil=True)
-def count_alerts(t, ema, allowed, seg_start, threshold, release, min_duration, end_after, cooldown, eps):
-    """Number of alerts the engine raises on these segments with this threshold (``eps``: its TIME_EPS)."""
+def count_alerts(t, ema, allowed, seg_start, threshold, release, min_duration, end_after, cooldown, eps,
+                 warmup=0):
+    """Number of alerts the engine raises on these segments with this threshold (``eps``: its TIME_EPS;
+    ``warmup``: its warmup_windows)."""
     n_alerts = 0
     for s in range(len(seg_start) - 1):
         active = False
@@ -35,7 +37,7 @@ def count_alerts(t, ema, allowed, seg_start, threshold, release, min_duration, e
             e = ema[i]
             ti = t[i]
             if not active:
-                if e > threshold and allowed[i] and ti >= cooldown_until - eps:
+                if e > threshold and allowed[i] and i - seg_start[s] >= warmup and ti >= cooldown_until - eps:
                     if np.isnan(hot_since):
                         hot_since = ti
                     if ti - hot_since >= min_duration - eps:

@@ -133,7 +133,7 @@ def _count(series: ScoreSeries, ema: np.ndarray, cfg: AlertingConfig, threshold:
     return int(_kernels.count_alerts(series.t, ema, series.allowed, series.seg_start, float(threshold),
                                      release_level(float(threshold), cfg.release_ratio),
                                      float(cfg.min_duration_s), float(cfg.end_after_s), float(cfg.cooldown_s),
-                                     TIME_EPS))
+                                     TIME_EPS, int(cfg.warmup_windows)))
 
 
 def find_threshold(series: ScoreSeries, cfg: AlertingConfig, hours: float, budget_per_hour: float) -> Calibration:

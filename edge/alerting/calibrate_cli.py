@@ -84,6 +84,12 @@ def count_engine_alerts(recorded, config, threshold: float) -> int:
     return n
 
 
+def scoring_settings(config) -> dict:
+    """The scoring settings that change which windows reach the alert engine (a threshold depends on them)."""
+    return config.scoring.model_dump(include={"window_fill_gaps", "gate_in_view", "gate_border_px",
+                                              "gate_min_confident"})
+
+
 def select_videos(dataset, split: str) -> list:
     """``train``: every Train video; ``test-normal``: Test videos whose labels are all 0."""
     if split == "train":
@@ -130,6 +136,7 @@ def calibrate_model(model_dir, data, *, split: str = "train", budget: float | No
         "alerting": config.alerting.model_dump(exclude={"threshold"}),
         "filtering": config.filtering.model_dump(),
         "window_stride": config.scoring.window_stride,
+        "scoring": scoring_settings(config),
         "calibrated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     write_threshold(out or model_dir, cal.threshold, record, source=model_dir)

@@ -2,8 +2,9 @@
 
 Per track the window NLL is smoothed by an exponential moving average. An alert fires (``new``) once
 the smoothed score has stayed above the threshold for ``min_duration_s`` while the person stands in
-an allowed zone; while it is open, ``update`` events carry the current score and the running peak,
-at most every ``update_interval_s``; it ends (``end``) once the score has stayed below the release
+an allowed zone, counting only after the track's first ``warmup_windows`` scores (which do feed the
+average); while it is open, ``update`` events carry the current score and the running peak, at most
+every ``update_interval_s``; it ends (``end``) once the score has stayed below the release
 level (``threshold * release_ratio``; for a negative threshold the same fraction of its magnitude
 below it) or the person has been outside the zones for ``end_after_s``. ``end`` is always emitted:
 also when the track is removed, when it has had no score for ``lost_after_s`` (its state is then
@@ -61,6 +62,7 @@ class _Track:
     cooldown_until: float = -math.inf
     last_frame: int = -1
     last_t: float = -math.inf
+    windows: int = 0  # scores seen: the first warmup_windows cannot fire
     open: _Open | None = None
 
 
@@ -149,10 +151,12 @@ class AlertEngine:
         st.ema = x if st.ema is None else a * x + (1.0 - a) * st.ema
         st.last_frame = frame
         st.last_t = t
+        st.windows += 1
         s = st.ema
         op = st.open
         if op is None:
-            if s > self.threshold and allowed and t >= st.cooldown_until - TIME_EPS:
+            warm = st.windows > self.cfg.warmup_windows
+            if s > self.threshold and allowed and warm and t >= st.cooldown_until - TIME_EPS:
                 if st.hot_since is None:
                     st.hot_since, st.hot_peak, st.hot_zone = t, s, zone
                 st.hot_peak = max(st.hot_peak, s)

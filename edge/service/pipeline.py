@@ -42,6 +42,7 @@ class PipelineStats:
     alerts_end: int = 0
     camera_restarts: int = 0
     invalid_windows: int = 0  # dropped for non-finite coordinates
+    gated_windows: int = 0  # not scored: the person not fully in view or mostly low-confidence keypoints
     out_of_order: int = 0  # detections dropped because their frame did not follow the track's last
     skipped_scores: int = 0  # non-finite scores the alert engine ignored
     live_tracks: int = 0  # tracks the window builder holds state for
@@ -89,7 +90,9 @@ class ScoringPipeline:
         self._last_frame: dict[str, int] = {}
         self._windows = LiveWindows(self.seg_len, config.scoring.window_stride, divisors,
                                     min_confidence=config.filtering.min_confidence,
-                                    fill_gaps=config.scoring.window_fill_gaps)
+                                    fill_gaps=config.scoring.window_fill_gaps,
+                                    border_px=config.scoring.gate_border_px if config.scoring.gate_in_view else None,
+                                    min_confident=config.scoring.gate_min_confident)
         self._alerts = None
         if self.threshold is not None:
             self._alerts = AlertEngine(config.alerting, self.threshold, self.zones, id_key=alert_id_key)
@@ -170,6 +173,7 @@ class ScoringPipeline:
         scored = iter(self._score(windows))
         st, wb = self.stats, self._windows
         st.invalid_windows, st.out_of_order, st.live_tracks = wb.invalid_windows, wb.out_of_order, wb.tracks
+        st.gated_windows = wb.gated_windows
         return [w if isinstance(w, _Restart) else next(scored) for w in items]
 
     def _flush(self, cam: str) -> list[Poses]:
