@@ -129,7 +129,7 @@ class AlertingConfig(_Section):
     end_after_s: float = Field(1.0, description="Score must stay below release this long to end.", ge=0)
     cooldown_s: float = Field(30.0, description="No new alert for the same track this long after an end.", ge=0)
     update_interval_s: float = Field(2.0, description="Minimum time between update events of one alert.", gt=0)
-    warmup_windows: int = Field(0, description="A track's first this many scored windows only start its "
+    warmup_windows: int = Field(12, description="A track's first this many scored windows only start its "
                                 "smoothed score and cannot raise an alert: people entering the view are seen "
                                 "partially and at unusual angles, which the model scores high.", ge=0)
     lost_after_s: float = Field(30.0, description="A track with no score for this long is forgotten and its open "

@@ -17,7 +17,7 @@ FPS = 10.0
 
 def cfg(**kw) -> AlertingConfig:
     base = dict(ema_alpha=1.0, min_duration_s=1.0, end_after_s=1.0, cooldown_s=5.0, update_interval_s=2.0,
-                release_ratio=0.9)
+                release_ratio=0.9, warmup_windows=0)
     base.update(kw)
     return AlertingConfig(**base)
 
