@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from edge.config import EdgeConfig
 from edge.records import AlertEvent, Frame
@@ -225,8 +226,6 @@ class DeviceService:
 
 def read_temperatures(root: str = "/sys/class/thermal") -> dict[str, float]:
     """Jetson thermal zones (CPU, GPU, SoC) in degrees C; empty where the kernel exposes none."""
-    from pathlib import Path
-
     temps = {}
     for zone in sorted(Path(root).glob("thermal_zone*")):
         try:
