@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.windowing.stgnf import DETRENDED
+
 DEFAULT_WORKDIR = "demo-output"
 DEFAULT_SEED = 7
 DEFAULT_EPOCHS = 30  # the small store under-trains at the published 8 (frame AUC 0.67 vs 0.73 at 30)
@@ -177,7 +179,7 @@ class Demo:
         return ds
 
     def _ensure_model(self, state: dict, train_hash: str) -> None:
-        want = {"train_sha256": train_hash, "epochs": self.epochs, "seed": self.seed}
+        want = {"train_sha256": train_hash, "epochs": self.epochs, "seed": self.seed, "normalization": DETRENDED}
         if state.get("model") == want and self._model_loads():
             self.say(f"[2/5] model: reusing {self.model_dir} (trained before on the same data)")
             return
@@ -190,7 +192,7 @@ class Demo:
         tmp = self.work / "model.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         card = train_model(self.data_dir, tmp, epochs=self.epochs, seed=self.seed, stride=TRAIN_STRIDE,
-                           progress=sys.stderr.isatty(), threads=1)
+                           progress=sys.stderr.isatty(), threads=1, normalization=DETRENDED)
         shutil.rmtree(self.model_dir, ignore_errors=True)
         tmp.rename(self.model_dir)
         state["model"] = want

@@ -67,3 +67,16 @@ def test_demo_rejects_bad_arguments(tmp_path, capsys):
     bad.write_text("[alerting]\nrelease_ratio = 3\n")
     assert main(["demo", "--workdir", str(tmp_path), "--config", str(bad)]) == 2
     assert "alerting.release_ratio" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_default_demo_alerts_on_shoplifting(tmp_path, capsys):
+    """The embedded default as `make demo` runs it (calibrated threshold, default settings): it must raise
+    alerts, and more of them on labelled shoplifting than on normal shopping."""
+    work = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(work), "--no-plots"]) == 0
+    capsys.readouterr()
+    s = json.loads((work / "summary.json").read_text())
+    assert s["calibration"]["budget_per_hour"] == 20.0 and s["threshold"] is not None
+    assert s["alerts_on_shoplifting"] >= 2 and s["alerts_on_shoplifting"] > 2 * s["false_alarms"], s
+    assert s["auc_roc"] > 0.75, s

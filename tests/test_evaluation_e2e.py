@@ -98,3 +98,36 @@ def test_eval_on_the_poselift_layout_gives_the_same_scores(model, ref, tmp_path,
     assert main(["eval", "--data", str(root), "--model", str(model), "--report", str(rep), "--no-plots"]) == 0
     _, scores = _csv_scores(rep / "frame_scores.csv")
     np.testing.assert_allclose(scores, ref["frame_score_smoothed"], rtol=0, atol=1e-4)
+
+
+def test_eval_normalises_windows_as_the_model_card_says(model, ref, tmp_path, capsys):
+    """A model trained with the detrended normalisation is evaluated on detrended windows: the frame
+    scores equal the protocol applied to the reference's windows normalised that way."""
+    import shutil
+
+    from edge.evaluation.protocol import ClipWindows, frame_scores
+    from edge.scoring import load_scorer
+    from edge.scoring.model_io import read_card, write_card
+    from edge.windowing.stgnf import DETRENDED, model_input
+
+    detrended = tmp_path / "m"
+    shutil.copytree(model, detrended)
+    card = read_card(detrended)
+    card.normalization = card.normalization.model_copy(update={"method": DETRENDED})
+    write_card(detrended, card)
+    rep = tmp_path / "r"
+    assert main(["eval", "--data", str(_data()), "--model", str(detrended), "--report", str(rep), "--no-plots"]) == 0
+    assert json.loads((rep / "metrics.json").read_text())["info"]["normalization"] == DETRENDED
+    _, scores = _csv_scores(rep / "frame_scores.csv")
+
+    nll = load_scorer(detrended).score(model_input(ref["test_segs_coco17_pixels"], method=DETRENDED))
+    meta = ref["test_meta"]
+    clips = []
+    for k, (name, n) in enumerate(zip(ref["clip_order"], ref["clip_lengths"])):
+        scene, clip = (int(v) for v in str(name).removesuffix(".npy").split("_"))
+        sel = (meta[:, 0] == scene) & (meta[:, 1] == clip)
+        labels = 1 - ref["frame_gt_normal1"][int(ref["clip_lengths"][:k].sum()):][:int(n)]
+        clips.append(ClipWindows(str(name), labels.astype(np.uint8), meta[sel, 3].astype(np.int64),
+                                 -nll[sel].astype(np.float64), meta[sel, 2].astype(np.int64)))
+    np.testing.assert_allclose(scores, frame_scores(clips).smoothed, rtol=0, atol=1e-4)
+    assert np.abs(scores - ref["frame_score_smoothed"]).max() > 1e-3  # the published rule scores differently

@@ -49,6 +49,22 @@ def scorer(model_dir):
     return load_scorer(model_dir)
 
 
+@pytest.fixture(scope="module")
+def detrended_scorer(model_dir, tmp_path_factory):
+    """The same weights under a card that asks for the detrended window normalisation."""
+    import shutil
+
+    from edge.scoring import load_scorer
+    from edge.scoring.model_io import read_card, write_card
+
+    out = tmp_path_factory.mktemp("detrended") / "m"
+    shutil.copytree(model_dir, out)
+    card = read_card(out)
+    card.normalization = card.normalization.model_copy(update={"method": "detrended-std-y"})
+    write_card(out, card)
+    return load_scorer(out)
+
+
 def replay(test_videos):
     from edge.sources.replay import iter_replay
 
@@ -65,9 +81,10 @@ def median_score(pipe_cfg, scorer, videos) -> float:
     return float(np.median(nll))
 
 
-def test_pipeline_windows_and_scores_match_the_offline_chain(store, scorer):
+@pytest.mark.parametrize("normalization", ["window-std-y", "detrended-std-y"])
+def test_pipeline_windows_and_scores_match_the_offline_chain(store, scorer, detrended_scorer, normalization):
     """Without smoothing and with the reference cutting rule, the live chain scores exactly the reference
-    windows (plus each track's last)."""
+    windows (plus each track's last), normalised as the model card says."""
     from edge.config import ScoringConfig
     from edge.sources.replay import iter_poses
     from edge.windowing.stgnf import model_input, track_windows
@@ -76,6 +93,8 @@ def test_pipeline_windows_and_scores_match_the_offline_chain(store, scorer):
                      scoring=ScoringConfig(window_fill_gaps=0))
     _, ds = store
     video = max(ds.test, key=lambda v: sum(len(t) for t in v.tracks.values()))
+    scorer = detrended_scorer if normalization == "detrended-std-y" else scorer
+    assert scorer.card.window_normalization == normalization
     pipe = ScoringPipeline(cfg, scorer)
     got = {}
     for s in pipe.score_batch(list(iter_poses(video, "cam1"))):
@@ -85,7 +104,7 @@ def test_pipeline_windows_and_scores_match_the_offline_chain(store, scorer):
     for tid, tr in video.tracks.items():
         starts, pix = track_windows(tr.frames, tr.keypoints)
         if len(starts):
-            nll = scorer.score(model_input(pix))
+            nll = scorer.score(model_input(pix, method=normalization))
             expected.update({(tid, int(f0) + 12): float(x) for f0, x in zip(starts, nll)})
     assert len(expected) > 20
     assert set(expected) <= set(got)

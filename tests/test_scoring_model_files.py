@@ -10,7 +10,7 @@ import pytest
 
 from edge.cli import main
 from edge.scoring import ModelFormatError, load_scorer, read_card, write_card
-from edge.scoring.card import sha256_file
+from edge.scoring.card import ModelCard, sha256_file
 from edge.scoring.importer import import_stgnf
 
 from conftest import shared_path
@@ -38,6 +38,9 @@ def test_directory_contents_and_card(model):
     for name in ("stgnf.onnx", "weights.npz"):
         assert card.files[name] == sha256_file(model / name)
     assert card.threshold is None
+    assert card.window_normalization == "window-std-y"  # imported weights: the published rule
+    raw.pop("normalization")  # cards without the section read as the published rule
+    assert ModelCard.model_validate(raw).window_normalization == "window-std-y"
     card.threshold = 4.5
     card.threshold_calibration = {"budget_per_hour": 0.5}
     write_card(model, card)
@@ -62,6 +65,7 @@ def test_numpy_scorer_needs_no_onnx_or_torch(model):
     ("bad_json", "card.json: not valid JSON"),
     ("newer_schema", "newer than this software"),
     ("bad_field", "architecture.seg_len"),
+    ("unknown_normalization", "normalization.method"),
     ("no_weights", "weights.npz: missing"),
     ("truncated_weights", "weights.npz: sha256"),
     ("no_onnx", "stgnf.onnx: missing"),
@@ -79,6 +83,10 @@ def test_bad_model_files(model, damage, message):
     elif damage == "bad_field":
         raw = json.loads(card_path.read_text())
         raw["architecture"]["seg_len"] = "long"
+        card_path.write_text(json.dumps(raw))
+    elif damage == "unknown_normalization":
+        raw = json.loads(card_path.read_text())
+        raw["normalization"]["method"] = "per-frame-mean"
         card_path.write_text(json.dumps(raw))
     elif damage == "no_weights":
         (model / "weights.npz").unlink()

@@ -119,6 +119,19 @@ def test_train_command_on_both_layouts(tmp_path, layout, capsys):
     assert card.training.metrics["data"]["layout"] == layout
     assert len(card.training.data_sha256) == 64 and len(card.training.metrics["epoch_loss_bpd"]) == 2
     assert np.isfinite(load_scorer(out).score(_synthetic_windows(4, 2))).all()
+    # trained on detrended windows by default, the published rule on request; the card says which
+    from edge.scoring.card import sha256_windows
+    from edge.windowing.stgnf import training_windows
+
+    tracks = [(t.frames, t.keypoints) for v in train for _, t in sorted(v.tracks.items())]
+    assert card.window_normalization == "detrended-std-y"
+    assert card.training.data_sha256 == sha256_windows(training_windows(tracks, method="detrended-std-y"))
+    if layout == "poselift":
+        assert main(["train", "--data", str(root), "--out", str(tmp_path / "published"), "--epochs", "1",
+                     "--normalization", "window-std-y", "--quiet"]) == 0
+        card = read_card(tmp_path / "published")
+        assert card.window_normalization == "window-std-y"
+        assert card.training.data_sha256 == sha256_windows(training_windows(tracks))
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
 
 

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from edge.windowing.live import LiveWindows
 from edge.windowing.stgnf import (
-    coco17_to_18, flip_x, model_input, normalize_window, track_windows, training_windows, window_starts,
+    DETRENDED, coco17_to_18, flip_x, model_input, normalize_window, track_windows, training_windows, window_starts,
 )
 
 from conftest import shared_path
@@ -90,6 +91,53 @@ def test_normalise_layouts_and_errors():
         normalize_window(np.zeros((3, 24, 17, 3)))
     with pytest.raises(ValueError, match="divisors"):
         normalize_window(pix, divisors=(0, 480))
+
+
+
+def _walking(rng, n=4, t=24, speed=(9.0, -4.0)):
+    """A pose that moves only its limbs, carried through the view at a constant speed (px/frame)."""
+    base = rng.uniform(300, 500, size=(n, 1, 18, 3)) + rng.normal(0, 6, size=(n, t, 18, 3))
+    drift = np.arange(t)[None, :, None] * np.array(speed)[None, None, :]
+    walked = base.copy()
+    walked[..., :2] += drift[:, :, None, :]
+    return base, walked
+
+
+def test_detrended_normalisation_removes_steady_drift_only():
+    rng = np.random.default_rng(5)
+    base, walked = _walking(rng)
+    d_walk = normalize_window(walked, method=DETRENDED)
+    d_base = normalize_window(base, method=DETRENDED)
+    np.testing.assert_allclose(d_walk, d_base, atol=1e-5)  # constant velocity through the view is gone
+    # the published rule keeps it: the walked window reads as a different, stretched pose
+    assert np.abs(normalize_window(walked) - normalize_window(base)).max() > 0.5
+    np.testing.assert_allclose(d_walk[:, 1].reshape(4, -1).std(axis=1), 1, atol=1e-6)
+    # per frame, the body centre sits on no line any more: fitting one again finds nothing
+    centre = d_walk.mean(axis=3)  # (n, 2, t)
+    u = np.arange(24) - 11.5
+    assert np.abs(centre.mean(axis=2)).max() < 1e-5 and np.abs(centre @ u).max() < 1e-3
+    # anything that is not a straight line stays: a half step back and forth
+    stepped = base.copy()
+    stepped[:, 8:16, :, 0] += 80.0  # about 1.4 std of y
+    assert np.abs(normalize_window(stepped, method=DETRENDED) - d_base).max() > 0.5
+    np.testing.assert_allclose(normalize_window(flip_x(walked), method=DETRENDED)[:, 0], -d_walk[:, 0], atol=1e-5)
+    assert np.isfinite(normalize_window(np.zeros((1, 24, 18, 3)), method=DETRENDED)).all()
+
+
+def test_detrended_equals_the_published_rule_without_drift():
+    rng = np.random.default_rng(6)
+    pix = rng.uniform(0, 500, size=(3, 24, 18, 3))
+    centre = pix[..., :2].mean(axis=2, keepdims=True)
+    still = pix.copy()
+    still[..., :2] -= centre - centre.mean(axis=1, keepdims=True)  # the body centre no longer moves
+    np.testing.assert_allclose(normalize_window(still, method=DETRENDED), normalize_window(still), atol=1e-6)
+
+
+def test_unknown_normalisation_is_named():
+    with pytest.raises(ValueError, match="unknown window normalisation 'per-frame'"):
+        normalize_window(np.zeros((1, 24, 18, 3)), method="per-frame")
+    with pytest.raises(ValueError, match="normalisation"):
+        LiveWindows(24, normalization="per-frame")
 
 
 def test_reproduces_reference_model_input():

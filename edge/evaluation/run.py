@@ -12,10 +12,10 @@ import numpy as np
 
 from edge.evaluation.metrics import benchmark_metrics
 from edge.evaluation.protocol import ClipWindows, FrameScores, frame_scores
+from edge.windowing.stgnf import DEFAULT_DIVISORS, WINDOW_MEAN
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DIVISORS = (856.0, 480.0)
 SCORE_BATCH = 4096
 
 
@@ -41,7 +41,7 @@ def read_test_set(data) -> list:
 
 
 def clip_windows(videos, score_fn, divisors=DEFAULT_DIVISORS, seg_len: int = 24, filter_cfg=None,
-                 batch: int = SCORE_BATCH) -> tuple[list[ClipWindows], dict]:
+                 batch: int = SCORE_BATCH, normalization: str = WINDOW_MEAN) -> tuple[list[ClipWindows], dict]:
     """Cut every test track into stride-1 windows, score them, and group the scores per clip.
 
     ``score_fn(x (N, 2, T, 18) float32) -> NLL (N,)``. ``filter_cfg`` (a FilteringConfig) runs the pose
@@ -66,7 +66,7 @@ def clip_windows(videos, score_fn, divisors=DEFAULT_DIVISORS, seg_len: int = 24,
                 pids.append(np.full(len(st), pid, np.int64))
                 parts.append(win)
         if parts:
-            x = model_input(np.concatenate(parts), divisors)
+            x = model_input(np.concatenate(parts), divisors, method=normalization)
             nll = np.concatenate([np.asarray(score_fn(x[i:i + batch]), dtype=np.float32).reshape(-1)
                                   for i in range(0, len(x), batch)])
             if len(nll) != len(x):
@@ -93,12 +93,14 @@ def evaluate(data, model, divisors=None, filter_cfg=None, backend: str = "numpy"
     if divisors is None:
         divisors = tuple(getattr(card, "divisors", None) or DEFAULT_DIVISORS)
     videos = read_test_set(data)
-    clips, info = clip_windows(videos, scorer.score, divisors, seg_len, filter_cfg)
+    normalization = getattr(card, "window_normalization", WINDOW_MEAN)
+    clips, info = clip_windows(videos, scorer.score, divisors, seg_len, filter_cfg, normalization=normalization)
     if not clips:
         raise ValueError(f"{data}: no labelled test videos")
     fs = frame_scores(clips, seg_len)
     metrics = benchmark_metrics(fs.labels, fs.smoothed)
     info.update({"data": str(data), "model": str(model), "divisors": list(map(float, divisors)),
+                 "normalization": normalization,
                  "seg_len": seg_len, "clips": len(clips),
                  "filter": None if filter_cfg is None else filter_cfg.model_dump(),
                  "seconds": round(time.perf_counter() - t0, 3)})

@@ -22,8 +22,10 @@ class _Strict(BaseModel):
 class Normalization(_Strict):
     joints: Literal["openpose18-from-coco17"] = Field(
         "openpose18-from-coco17", description="COCO-17 keypoints mapped to 18 joints (neck = mean of shoulders).")
-    method: Literal["window-std-y"] = Field(
-        "window-std-y", description="Divide x, y by the divisors, subtract the window mean, divide by std of y.")
+    method: Literal["window-std-y", "detrended-std-y"] = Field(
+        "window-std-y", description="window-std-y (the published STG-NF rule): divide x, y by the divisors, "
+                                    "subtract the window mean, divide by std of y. detrended-std-y: subtract the "
+                                    "straight-line drift of the body centre over the window instead of its mean.")
     divisors: tuple[float, float] = Field((856.0, 480.0), description="(x, y) divisors in pixels.")
 
 
@@ -68,6 +70,10 @@ class ModelCard(_Strict):
     @property
     def divisors(self) -> tuple[float, float]:
         return self.normalization.divisors
+
+    @property
+    def window_normalization(self) -> str:
+        return self.normalization.method
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=2) + "\n"

@@ -61,7 +61,8 @@ def _info(args) -> int:
     print(f"model      {card.name} ({card.schema_name} v{card.schema_version}, created {card.created})")
     print(f"network    seg_len {a.seg_len}, {a.n_steps} flow steps, temporal kernel {a.kernel}, "
           f"max_hops {a.max_hops}, prior N({a.prior_mean:g}, 1)")
-    print(f"inputs     (N, 2, {a.seg_len}, 18); divisors {card.divisors[0]:g} x {card.divisors[1]:g}")
+    print(f"inputs     (N, 2, {a.seg_len}, 18); divisors {card.divisors[0]:g} x {card.divisors[1]:g}, "
+          f"normalisation {card.window_normalization}")
     if t is not None:
         src = t.imported_from if t.source == "imported" else f"{t.n_windows} windows, data sha256 {t.data_sha256}"
         print(f"source     {t.source}: {src}")

@@ -43,8 +43,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def save_model(model_dir, weights: dict[str, np.ndarray], arch: StgnfArchitecture, *,
-               divisors: tuple[float, float] = (856.0, 480.0), training: TrainingInfo | None = None,
-               name: str = "stgnf") -> ModelCard:
+               divisors: tuple[float, float] = (856.0, 480.0), normalization: str = "window-std-y",
+               training: TrainingInfo | None = None, name: str = "stgnf") -> ModelCard:
     """Validate ``weights`` and write a complete model directory; returns its card."""
     try:
         from edge.scoring.onnx_build import build_onnx
@@ -60,7 +60,8 @@ def save_model(model_dir, weights: dict[str, np.ndarray], arch: StgnfArchitectur
     np.savez(tmp, **w)
     os.replace(tmp, d / WEIGHTS_FILE)
     card = ModelCard(name=name, software_version=__version__, architecture=arch,
-                     normalization={"divisors": tuple(float(v) for v in divisors)}, training=training,
+                     normalization={"divisors": tuple(float(v) for v in divisors), "method": normalization},
+                     training=training,
                      files={ONNX_FILE: sha256_file(d / ONNX_FILE), WEIGHTS_FILE: sha256_file(d / WEIGHTS_FILE)})
     write_card(d, card)
     return card

@@ -269,14 +269,18 @@ def train_stgnf(windows: np.ndarray, epochs: int = 8, *, batch_size: int = 256, 
 
 def train_model(data, out_dir, *, epochs: int = 8, batch_size: int = 256, lr: float = 5e-4, seed: int = 0,
                 seg_len: int = 24, stride: int = 6, divisors=(856.0, 480.0), flip: bool = True,
-                filter_cfg=None, progress: bool = True, threads: int | None = 1):
-    """Read ``data``'s training split, train, and write the model directory ``out_dir``; returns its card."""
+                filter_cfg=None, progress: bool = True, threads: int | None = 1,
+                normalization: str = "detrended-std-y"):
+    """Read ``data``'s training split, train, and write the model directory ``out_dir``; returns its card.
+
+    ``normalization`` is the window normalisation (see :mod:`edge.windowing.stgnf`); the card records
+    it, and everything that scores with the model applies it."""
     from edge.scoring.card import TrainingInfo, sha256_windows
     from edge.scoring.model_io import save_model
     from edge.scoring.train_data import training_set
 
     x, info = training_set(data, seg_len=seg_len, stride=stride, divisors=divisors, flip=flip,
-                           filter_cfg=filter_cfg)
+                           filter_cfg=filter_cfg, normalization=normalization)
     arch = StgnfArchitecture(seg_len=seg_len)
     weights, metrics = train_stgnf(x, epochs, batch_size=batch_size, lr=lr, seed=seed, arch=arch,
                                    progress=progress, threads=threads)
@@ -284,4 +288,4 @@ def train_model(data, out_dir, *, epochs: int = 8, batch_size: int = 256, lr: fl
     training = TrainingInfo(source="trained", data_sha256=sha256_windows(x), data_description=info["data"],
                             n_windows=len(x), epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed,
                             metrics=metrics)
-    return save_model(out_dir, weights, arch, divisors=divisors, training=training)
+    return save_model(out_dir, weights, arch, divisors=divisors, normalization=normalization, training=training)

@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--stride", type=int, default=6, help="window stride along a track (default 6)")
     p.add_argument("--divisors", type=float, nargs=2, default=(856.0, 480.0), metavar=("W", "H"),
                    help="normalisation divisors in pixels (default 856 480, the published setting)")
+    p.add_argument("--normalization", choices=("detrended-std-y", "window-std-y"), default="detrended-std-y",
+                   help="window normalisation: detrended-std-y (default) removes the person's steady drift through "
+                        "the view; window-std-y is the published STG-NF rule (subtract the window mean)")
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")
     p.add_argument("--filter", action="store_true",
                    help="run the pose filter on each track first (settings from --config, else defaults)")
@@ -45,7 +48,7 @@ def _run(args) -> int:
         card = train_model(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            seed=args.seed, seg_len=args.seg_len, stride=args.stride, divisors=tuple(args.divisors),
                            flip=not args.no_flip, filter_cfg=filter_cfg, progress=not args.quiet,
-                           threads=args.threads)
+                           threads=args.threads, normalization=args.normalization)
     except (OSError, ValueError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.windowing.stgnf import DEFAULT_DIVISORS, DEFAULT_SEG_LEN, training_windows
+from edge.windowing.stgnf import DEFAULT_DIVISORS, DEFAULT_SEG_LEN, DETRENDED, training_windows
 
 TRAIN_STRIDE = 6
 
@@ -29,7 +29,8 @@ def read_train_videos(data) -> tuple[list, str]:
 
 
 def training_set(data, *, seg_len: int = DEFAULT_SEG_LEN, stride: int = TRAIN_STRIDE,
-                 divisors=DEFAULT_DIVISORS, flip: bool = True, filter_cfg=None) -> tuple[np.ndarray, dict]:
+                 divisors=DEFAULT_DIVISORS, flip: bool = True, filter_cfg=None,
+                 normalization: str = DETRENDED) -> tuple[np.ndarray, dict]:
     """Normalised training windows ``(N, 2, seg_len, 18)`` of ``data``'s train split, plus a
     description of where they came from (for the model card)."""
     videos, layout = read_train_videos(data)
@@ -42,10 +43,11 @@ def training_set(data, *, seg_len: int = DEFAULT_SEG_LEN, stride: int = TRAIN_ST
 
                 frames, kp = filter_track(frames, kp, filter_cfg, v.fps).poses()
             tracks.append((frames, kp))
-    x = training_windows(tracks, seg_len=seg_len, stride=stride, divisors=divisors, flip=flip)
+    x = training_windows(tracks, seg_len=seg_len, stride=stride, divisors=divisors, flip=flip, method=normalization)
     if len(x) < 2:
         raise ValueError(f"{data}: only {len(x)} training windows (tracks need more than {seg_len} detections)")
     info = {"data": str(Path(data).resolve()), "layout": layout, "videos": len(videos), "tracks": len(tracks),
             "seg_len": seg_len, "stride": stride, "flip": flip, "divisors": list(map(float, divisors)),
+            "normalization": normalization,
             "filter": None if filter_cfg is None else filter_cfg.model_dump()}
     return x, info

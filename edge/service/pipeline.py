@@ -22,7 +22,7 @@ from edge.config import EdgeConfig
 from edge.filtering import PoseFilter
 from edge.records import AlertEvent, AlertPhase, Poses, Scores, Windows
 from edge.windowing.live import LiveWindows
-from edge.windowing.stgnf import DEFAULT_DIVISORS, DEFAULT_SEG_LEN
+from edge.windowing.stgnf import DEFAULT_DIVISORS, DEFAULT_SEG_LEN, WINDOW_MEAN
 
 
 class PipelineError(RuntimeError):
@@ -67,7 +67,7 @@ class ScoringPipeline:
     """Filter, windows, scorer and alert engine for every camera of a device.
 
     ``scorer`` has ``score(x (N, 2, T, 18) float32) -> (N,) NLL`` and a ``card`` (``seg_len``,
-    ``divisors``, ``threshold``). ``threshold`` overrides the configured and the calibrated one; without
+    ``divisors``, ``window_normalization``, ``threshold``). ``threshold`` overrides the configured and the calibrated one; without
     any, :meth:`score_batch` still works (calibration uses it) but :meth:`process` refuses.
     ``alert_id_key`` makes alert ids deterministic (see :class:`~edge.alerting.AlertEngine`).
     ``fps`` is used for cameras the configuration does not list. ``score_sink``, when given, sees every
@@ -82,6 +82,7 @@ class ScoringPipeline:
         card = getattr(scorer, "card", None)
         self.seg_len = int(getattr(card, "seg_len", DEFAULT_SEG_LEN) or DEFAULT_SEG_LEN)
         divisors = tuple(getattr(card, "divisors", DEFAULT_DIVISORS) or DEFAULT_DIVISORS)
+        normalization = getattr(card, "window_normalization", WINDOW_MEAN)
         self.threshold = resolve_threshold(config, scorer, threshold)
         self.zones = ZoneMap.from_cameras(config.cameras)
         self._fps = {c.id: float(c.fps) for c in config.cameras}
@@ -92,7 +93,8 @@ class ScoringPipeline:
                                     min_confidence=config.filtering.min_confidence,
                                     fill_gaps=config.scoring.window_fill_gaps,
                                     border_px=config.scoring.gate_border_px if config.scoring.gate_in_view else None,
-                                    min_confident=config.scoring.gate_min_confident)
+                                    min_confident=config.scoring.gate_min_confident,
+                                    normalization=normalization)
         self._alerts = None
         if self.threshold is not None:
             self._alerts = AlertEngine(config.alerting, self.threshold, self.zones, id_key=alert_id_key)

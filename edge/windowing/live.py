@@ -37,7 +37,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge.records import Poses, TrackEventKind, Windows
-from edge.windowing.stgnf import DEFAULT_DIVISORS, DEFAULT_SEG_LEN, MAX_MISSING_FRAMES, coco17_to_18, normalize_window
+from edge.windowing.stgnf import (
+    DEFAULT_DIVISORS, DEFAULT_SEG_LEN, MAX_MISSING_FRAMES, WINDOW_MEAN, check_normalization, coco17_to_18,
+    normalize_window,
+)
 
 _L_ANKLE, _R_ANKLE = 15, 16
 
@@ -87,7 +90,7 @@ class LiveWindows:
     def __init__(self, seg_len: int = DEFAULT_SEG_LEN, stride: int = 1,
                  divisors: tuple[float, float] = DEFAULT_DIVISORS, *, min_confidence: float = 0.2,
                  max_missing: int = MAX_MISSING_FRAMES, idle_frames: int = 900, fill_gaps: int = 0,
-                 border_px: float | None = None, min_confident: float = 0.0):
+                 border_px: float | None = None, min_confident: float = 0.0, normalization: str = WINDOW_MEAN):
         if seg_len < max_missing + 1 or stride < 1 or fill_gaps < 0:
             raise ValueError(f"seg_len must exceed max_missing, stride must be >= 1 and fill_gaps >= 0, "
                              f"got {seg_len}, {stride}, {fill_gaps}")
@@ -99,6 +102,7 @@ class LiveWindows:
         self.seg_len = int(seg_len)
         self.stride = int(stride)
         self.divisors = (float(divisors[0]), float(divisors[1]))
+        self.normalization = check_normalization(normalization)
         self.min_confidence = float(min_confidence)
         self.max_missing = int(max_missing)
         self.idle_frames = int(idle_frames)
@@ -220,7 +224,7 @@ class LiveWindows:
             return self._empty(poses)
         if not ok.all():
             pix, centres, anchors, ids = pix[ok], centres[ok], anchors[ok], ids[ok]
-        x = normalize_window(coco17_to_18(pix), self.divisors)
+        x = normalize_window(coco17_to_18(pix), self.divisors, method=self.normalization)
         return Windows(poses.camera_id, poses.frame_index, poses.t, ids, centres, anchors, x, poses.events)
 
     def _empty(self, poses: Poses) -> Windows:

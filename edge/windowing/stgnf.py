@@ -9,9 +9,16 @@ comparable with the paper:
   so the last possible window of a track is never produced and a track needs ``seg_len + 1``
   detections. A candidate is kept when at least ``seg_len - 2`` of its frames fall inside
   ``[f0, f0 + seg_len)``: up to two missing frames are tolerated, with no padding or interpolation.
-* Normalisation per window: x / width divisor, y / height divisor, subtract the window means, divide
-  both axes by the population std of y. The published models divide by 856 x 480 whatever the video
-  size; the divisors a model was trained with are recorded in its card.
+* Normalisation per window (``window-std-y``): x / width divisor, y / height divisor, subtract the
+  window means, divide both axes by the population std of y. The published models divide by 856 x 480
+  whatever the video size; the divisors a model was trained with are recorded in its card.
+
+One departure is offered, and is what models trained here use (``detrended-std-y``): instead of the
+window mean, subtract the straight line that best fits the body centre (the mean of the 18 joints)
+over the window's frames, i.e. the person's steady drift through the view, then divide by the std of
+the remaining y. The reference rule leaves that drift in: a person walking through the view then reads
+as a stretched, unusual pose whose NLL depends on walking speed and direction, and walking outscores
+concealment. Only the constant-velocity part is removed; stops, half steps and turns stay visible.
 * Training augmentation: identity plus a horizontal flip ``x -> -x`` of the pixels before
   normalisation (left/right joint labels are not swapped).
 
@@ -35,6 +42,9 @@ MAX_MISSING_FRAMES = 2
 # A window whose y values are all equal (e.g. every keypoint at 0) would divide by zero; the std is
 # floored so that such a window gets a finite, very large NLL instead of NaN.
 MIN_STD = 1e-8
+WINDOW_MEAN = "window-std-y"        # the published rule (imported models)
+DETRENDED = "detrended-std-y"       # the drift through the view removed (models trained here)
+NORMALIZATIONS = (WINDOW_MEAN, DETRENDED)
 
 _SRC = np.array([i if i >= 0 else 0 for i in COCO17_TO_18], dtype=np.intp)
 _NECK = COCO17_TO_18.index(-1)
@@ -78,13 +88,29 @@ def flip_x(pix: np.ndarray) -> np.ndarray:
     return a
 
 
+def check_normalization(method: str) -> str:
+    if method not in NORMALIZATIONS:
+        raise ValueError(f"unknown window normalisation {method!r}; expected one of {', '.join(NORMALIZATIONS)}")
+    return method
+
+
+def _drift(c: np.ndarray) -> np.ndarray:
+    """Least-squares straight line through each row of ``c (N, T)``, evaluated at every frame."""
+    t = c.shape[1]
+    u = np.arange(t, dtype=np.float64) - 0.5 * (t - 1)
+    slope = (c @ u) / max(float(u @ u), 1.0)
+    return c.mean(axis=1, keepdims=True) + slope[:, None] * u[None, :]
+
+
 def normalize_window(pix18: np.ndarray, divisors: tuple[float, float] = DEFAULT_DIVISORS,
-                     *, keep_confidence: bool = False) -> np.ndarray:
+                     *, keep_confidence: bool = False, method: str = WINDOW_MEAN) -> np.ndarray:
     """Normalise pixel windows ``(N, T, 18, C)`` or ``(N, C, T, 18)`` to the model input ``(N, 2, T, 18)``.
 
+    ``method`` is :data:`WINDOW_MEAN` (the published rule) or :data:`DETRENDED` (see the module notes).
     With ``keep_confidence`` the confidence channel is passed through untouched (``(N, 3, T, 18)``,
     float64), which is what the reference keeps alongside; otherwise float32 x', y'.
     """
+    check_normalization(method)
     dx, dy = float(divisors[0]), float(divisors[1])
     if not (dx > 0 and dy > 0):
         raise ValueError(f"divisors must be positive (width, height), got {divisors}")
@@ -95,9 +121,15 @@ def normalize_window(pix18: np.ndarray, divisors: tuple[float, float] = DEFAULT_
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         bad = np.flatnonzero(~(np.isfinite(x).all(1) & np.isfinite(y).all(1)))
         raise ValueError(f"non-finite keypoint coordinates in window(s) {bad[:10].tolist()}")
-    sigma = np.maximum(y.std(axis=1, keepdims=True), MIN_STD)
-    x = (x - x.mean(axis=1, keepdims=True)) / sigma
-    y = (y - y.mean(axis=1, keepdims=True)) / sigma
+    if method == DETRENDED:
+        x = (x.reshape(n, t, 18) - _drift(x.reshape(n, t, 18).mean(axis=2))[:, :, None]).reshape(n, -1)
+        y = (y.reshape(n, t, 18) - _drift(y.reshape(n, t, 18).mean(axis=2))[:, :, None]).reshape(n, -1)
+        sigma = np.maximum(y.std(axis=1, keepdims=True), MIN_STD)
+        x, y = x / sigma, y / sigma
+    else:
+        sigma = np.maximum(y.std(axis=1, keepdims=True), MIN_STD)
+        x = (x - x.mean(axis=1, keepdims=True)) / sigma
+        y = (y - y.mean(axis=1, keepdims=True)) / sigma
     chans = [x.reshape(n, t, 18), y.reshape(n, t, 18)]
     if keep_confidence:
         if a.shape[-1] != 3:
@@ -148,16 +180,17 @@ def track_windows(frames: np.ndarray, keypoints: np.ndarray, seg_len: int = DEFA
 
 
 def model_input(windows17: np.ndarray, divisors: tuple[float, float] = DEFAULT_DIVISORS,
-                *, flip: bool = False) -> np.ndarray:
+                *, flip: bool = False, method: str = WINDOW_MEAN) -> np.ndarray:
     """COCO-17 pixel windows ``(n, T, 17, C)`` -> model input ``(n, 2, T, 18)`` float32."""
     pix = coco17_to_18(windows17)
     if flip:
         pix = flip_x(pix)
-    return normalize_window(pix, divisors)
+    return normalize_window(pix, divisors, method=method)
 
 
 def training_windows(tracks, seg_len: int = DEFAULT_SEG_LEN, stride: int = 6,
-                     divisors: tuple[float, float] = DEFAULT_DIVISORS, flip: bool = True) -> np.ndarray:
+                     divisors: tuple[float, float] = DEFAULT_DIVISORS, flip: bool = True,
+                     method: str = WINDOW_MEAN) -> np.ndarray:
     """Training set from an iterable of ``(frames, keypoints17)`` tracks: all identity windows, then
     (with ``flip``) all flipped ones, the reference's (transform, window) order."""
     parts = [track_windows(f, k, seg_len, stride)[1] for f, k in tracks]
@@ -165,7 +198,7 @@ def training_windows(tracks, seg_len: int = DEFAULT_SEG_LEN, stride: int = 6,
     if not parts:
         return np.zeros((0, 2, seg_len, 18), dtype=np.float32)
     w = np.concatenate(parts)
-    out = [model_input(w, divisors)]
+    out = [model_input(w, divisors, method=method)]
     if flip:
-        out.append(model_input(w, divisors, flip=True))
+        out.append(model_input(w, divisors, flip=True, method=method))
     return np.concatenate(out)
