@@ -12,7 +12,9 @@ import numpy as np
 def register(sub) -> None:
     p = sub.add_parser("score", help="score normalized windows (NLL in bits/dim)",
                        description="Score the windows stored under key 'x' (N, 2, T, 18) of an .npz and write "
-                                   "the per-window NLL in bits per dimension (higher = more anomalous) as .npy.")
+                                   "the per-window NLL in bits per dimension (higher = more anomalous) as .npy. "
+                                   "The windows must be normalised the way the model card says "
+                                   "(normalization.method; `model info` prints it).")
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument("--windows", required=True, help=".npz with key 'x'")
     p.add_argument("--out", required=True, help=".npy to write (float32, one NLL per window)")
@@ -50,5 +52,6 @@ def _run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"scored {len(nll)} windows: NLL {float(nll.min()) if len(nll) else 0:.3f} .. "
-          f"{float(nll.max()) if len(nll) else 0:.3f} bits/dim -> {args.out}")
+          f"{float(nll.max()) if len(nll) else 0:.3f} bits/dim -> {args.out} "
+          f"(model normalisation {scorer.card.window_normalization})")
     return 0
