@@ -83,12 +83,12 @@ def make_entropy_calibrator(batches: CalibrationBatches, cache: CalibrationCache
     """An ``IInt8EntropyCalibrator2`` feeding ``batches`` to the input ``input_name``."""
     import tensorrt as trt
 
-    from engines.tensorrt_backend import _open_cuda
+    from engines.cuda_buffers import open_cuda
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)
-            self._cuda = cuda or _open_cuda()
+            self._cuda = cuda or open_cuda()
             nbytes = int(np.prod(batches.batch_shape)) * batches.dtype.itemsize
             self._host = self._cuda.host(nbytes)
             self._dev = self._cuda.device(nbytes)

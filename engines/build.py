@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Sequence
 
 from engines.base import EngineError, TensorSpec
 from engines.onnxruntime_backend import check_model_file
-from engines.tensorrt_backend import BuildOptions, Profile, derive_profiles, tensorrt_version
+from engines.tensorrt_backend import Profile, derive_profiles, tensorrt_version
+from engines.tensorrt_builder import BuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +338,7 @@ def get_or_build(plan: Plan, *, builder: Builder | None = None, loader: Loader |
     """
     report = progress or (lambda msg: log.info("%s", msg))
     if builder is None:
-        from engines.tensorrt_backend import build_serialized as builder
+        from engines.tensorrt_builder import build_serialized as builder
     if loader is None:
         from engines.tensorrt_backend import TrtEngine as loader
     path = plan.engine_path

@@ -80,7 +80,8 @@ def _info(args) -> int:
     from engines.base import EngineError
     from engines.build import TensorRTUnavailable, BuildRequest, device_identity, is_qdq_model, onnx_inputs, plan_build
     from engines.select import choose_backend, gpu_present
-    from engines.tensorrt_backend import cuda_bindings_available, tensorrt_importable, tensorrt_version
+    from engines.cuda_buffers import cuda_bindings_available
+    from engines.tensorrt_backend import tensorrt_importable, tensorrt_version
 
     trt_v = tensorrt_version()
     info: dict = {"tensorrt": trt_v, "cuda_bindings": cuda_bindings_available(), "gpu_present": gpu_present(),

@@ -19,11 +19,12 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from engines.base import Engine, EngineError, TensorSpec
+from engines.cuda_buffers import open_cuda
 
 log = logging.getLogger(__name__)
 
@@ -219,142 +220,15 @@ def stage_input(host: np.ndarray, t: IOTensor, a: np.ndarray) -> int:
     return nbytes
 
 
-# ---------------------------------------------------------------------------------------------- CUDA memory
-class _Cuda:
-    """Pinned host memory, device memory and one stream, from pycuda or cuda-python."""
-
-    kind = "abstract"
-
-    def host(self, nbytes: int) -> np.ndarray: ...
-    def device(self, nbytes: int) -> int: ...
-    def htod(self, dptr: int, host: np.ndarray, nbytes: int) -> None: ...
-    def dtoh(self, host: np.ndarray, dptr: int, nbytes: int) -> None: ...
-    def sync(self) -> None: ...
-    def free(self) -> None: ...
-    stream_handle: int = 0
-
-
-class _PyCuda(_Cuda):
-    kind = "pycuda"
-
-    def __init__(self):
-        import pycuda.autoinit  # noqa: F401 - creates the context on device 0
-        import pycuda.driver as cuda
-
-        self._cuda = cuda
-        self._stream = cuda.Stream()
-        self.stream_handle = int(self._stream.handle)
-        self._allocs: list = []
-
-    def host(self, nbytes):
-        return self._cuda.pagelocked_empty(max(nbytes, 1), np.uint8)
-
-    def device(self, nbytes):
-        mem = self._cuda.mem_alloc(max(nbytes, 1))
-        self._allocs.append(mem)
-        return int(mem)
-
-    def htod(self, dptr, host, nbytes):
-        self._cuda.memcpy_htod_async(dptr, host[:nbytes], self._stream)
-
-    def dtoh(self, host, dptr, nbytes):
-        self._cuda.memcpy_dtoh_async(host[:nbytes], dptr, self._stream)
-
-    def sync(self):
-        self._stream.synchronize()
-
-    def free(self):
-        for m in self._allocs:
-            m.free()
-        self._allocs.clear()
-
-
-class _CudaPython(_Cuda):
-    kind = "cuda-python"
-
-    def __init__(self):
-        try:  # cuda-python >= 12.6 / 13
-            from cuda.bindings import runtime as cudart
-        except ImportError:  # cuda-python 11.x / 12.x before the split
-            from cuda import cudart
-        self._rt = cudart
-        self._stream = self._ok(cudart.cudaStreamCreate(), "cudaStreamCreate")
-        self.stream_handle = int(self._stream)
-        self._host: list[int] = []
-        self._dev: list[int] = []
-
-    def _ok(self, result, what):
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            raise EngineError(f"CUDA call {what} failed: {err}")
-        return rest[0] if rest else None
-
-    def host(self, nbytes):
-        import ctypes
-
-        nbytes = max(nbytes, 1)
-        ptr = int(self._ok(self._rt.cudaMallocHost(nbytes), "cudaMallocHost"))
-        self._host.append(ptr)
-        return np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(ptr))
-
-    def device(self, nbytes):
-        ptr = int(self._ok(self._rt.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
-        self._dev.append(ptr)
-        return ptr
-
-    def htod(self, dptr, host, nbytes):
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._ok(self._rt.cudaMemcpyAsync(dptr, host.ctypes.data, nbytes, kind, self._stream), "cudaMemcpyAsync")
-
-    def dtoh(self, host, dptr, nbytes):
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._ok(self._rt.cudaMemcpyAsync(host.ctypes.data, dptr, nbytes, kind, self._stream), "cudaMemcpyAsync")
-
-    def sync(self):
-        self._ok(self._rt.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
-
-    def free(self):
-        for p in self._dev:
-            self._rt.cudaFree(p)
-        for p in self._host:
-            self._rt.cudaFreeHost(p)
-        self._dev.clear()
-        self._host.clear()
-
-
-def cuda_bindings_available() -> str | None:
-    """'pycuda' or 'cuda-python' when one can be found (without importing), else None."""
-    for mod, kind in (("pycuda", "pycuda"), ("cuda", "cuda-python")):
-        try:
-            if importlib.util.find_spec(mod) is not None:
-                return kind
-        except (ImportError, ValueError):
-            continue
-    return None
-
-
-def _open_cuda(prefer: str | None = None) -> _Cuda:
-    order = [prefer] if prefer else []
-    order += [k for k in ("pycuda", "cuda-python") if k not in order]
-    errors = []
-    for kind in order:
-        try:
-            return _PyCuda() if kind == "pycuda" else _CudaPython()
-        except ImportError as e:
-            errors.append(f"{kind}: {e}")
-    raise EngineError("TensorRT needs pycuda or cuda-python for device buffers; neither imports ("
-                      + "; ".join(errors) + ")")
-
-
 # ---------------------------------------------------------------------------------------------- TensorRT
-def _trt():
+def import_tensorrt():
     try:
         return importlib.import_module("tensorrt")
     except Exception as e:
         raise EngineError(f"TensorRT is not available here ({e}); use the onnxruntime backend") from e
 
 
-class _TrtLogger:
+class TrtLogger:
     """A TensorRT logger that forwards to Python logging, created once per process."""
 
     _instance = None
@@ -455,7 +329,7 @@ class TrtEngine(Engine):
     backend = "tensorrt"
 
     def __init__(self, plan: str | os.PathLike | bytes, *, name: str | None = None, cuda: str | None = None):
-        trt = _trt()
+        trt = import_tensorrt()
         if isinstance(plan, (bytes, bytearray, memoryview)):
             data, self.path = bytes(plan), Path(name or "<engine bytes>")
         else:
@@ -466,8 +340,8 @@ class TrtEngine(Engine):
                 raise EngineError(f"cannot read engine plan {self.path}: {e}") from e
         if not data:
             raise EngineError(f"engine plan is empty: {self.path}")
-        self._cuda = _open_cuda(cuda)  # the CUDA context must exist before deserializing
-        self._runtime = trt.Runtime(_TrtLogger.get(trt))
+        self._cuda = open_cuda(cuda)  # the CUDA context must exist before deserializing
+        self._runtime = trt.Runtime(TrtLogger.get(trt))
         engine = self._runtime.deserialize_cuda_engine(data)
         if engine is None:
             self._cuda.free()
@@ -555,81 +429,3 @@ class TrtEngine(Engine):
 
     def __repr__(self) -> str:
         return f"TrtEngine({str(self.path)!r}, api={self._api!r}, max_batch={self.max_batch})"
-
-
-# ---------------------------------------------------------------------------------------------- building
-@dataclass
-class BuildOptions:
-    precision: str  # int8 | fp16 | fp32
-    profiles: list[Profile]
-    workspace_bytes: int = 1 << 30
-    timing_cache: bytes | None = None
-    calibrator: object | None = None  # a tensorrt.IInt8Calibrator for implicit INT8
-    explicit_int8: bool = False  # the ONNX carries Q/DQ nodes
-    progress: Callable[[str], None] | None = None
-
-
-def _progress_monitor(trt, report: Callable[[str], None]):
-    """A TensorRT 10 IProgressMonitor forwarding phase starts/ends, or None before TensorRT 10."""
-    if not hasattr(trt, "IProgressMonitor"):
-        return None
-
-    class _Monitor(trt.IProgressMonitor):
-        def __init__(self):
-            trt.IProgressMonitor.__init__(self)
-
-        def phase_start(self, phase_name, parent_phase, num_steps):
-            if parent_phase is None:
-                report(f"{phase_name}: {num_steps} steps")
-
-        def step_complete(self, phase_name, step):
-            return True  # never cancel
-
-        def phase_finish(self, phase_name):
-            report(f"{phase_name}: done")
-
-    return _Monitor()
-
-
-def build_serialized(onnx_bytes: bytes, opts: BuildOptions, model_name: str = "model") -> tuple[bytes, bytes | None]:
-    """Parse ONNX and build an engine plan; returns (plan, serialized timing cache or None)."""
-    trt = _trt()
-    report = opts.progress or (lambda msg: log.info("%s", msg))
-    logger = _TrtLogger.get(trt)
-    builder = trt.Builder(logger)
-    major = parse_version(trt.__version__)[0]
-    flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    report(f"parsing {model_name}")
-    if not parser.parse(onnx_bytes):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise EngineError(f"TensorRT cannot parse {model_name}: {errors}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(opts.workspace_bytes))
-    if opts.precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)  # layers left unquantized run in fp16, not fp32
-    if opts.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        if not opts.explicit_int8:
-            if opts.calibrator is None:
-                raise EngineError(f"{model_name}: INT8 without Q/DQ nodes needs a calibrator")
-            config.int8_calibrator = opts.calibrator
-    profile = builder.create_optimization_profile()
-    for p in opts.profiles:
-        profile.set_shape(p.name, p.min, p.opt, p.max)
-    config.add_optimization_profile(profile)
-    if opts.precision == "int8" and not opts.explicit_int8 and hasattr(config, "set_calibration_profile"):
-        config.set_calibration_profile(profile)
-    cache = config.create_timing_cache(opts.timing_cache or b"")
-    config.set_timing_cache(cache, False)  # a cache from another TensorRT/device is rejected, not trusted
-    monitor = _progress_monitor(trt, report)
-    if monitor is not None:
-        config.progress_monitor = monitor
-    report(f"building {opts.precision} engine for {model_name} (this takes minutes on a Jetson)")
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise EngineError(f"TensorRT failed to build {model_name} ({opts.precision}); see the TensorRT log above")
-    report("engine built")
-    timing = config.get_timing_cache()
-    return bytes(plan), (bytes(timing.serialize()) if timing is not None else None)
