@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, shared_path
 from edge.datasets import read_poselift_dataset
 from edge.simulate import behaviours as bh
+from edge.simulate.script import Script
 from edge.simulate.body import forward_kinematics, random_shape
 from edge.simulate.camera import CAMERAS
 from edge.simulate.dataset import (
@@ -104,7 +105,7 @@ def test_body_kinematics_keep_bone_lengths():
     rng = np.random.default_rng(0)
     cam = CAMERAS[1]
     shape = random_shape(rng)
-    sc = bh.Script(shape, rng, cam, 15.0, cam.floor_point(0.0, 0.0), 1.0)
+    sc = Script(shape, rng, cam, 15.0, cam.floor_point(0.0, 0.0), 1.0)
     sc.walk_to(cam.floor_point(2.0, 0.5))
     bh.do_stop(sc, "pick")
     bh.conceal(sc, "pocket", -1)

@@ -117,7 +117,7 @@ def apply_detector(rng: np.random.Generator, joints: np.ndarray, cam: Camera, oc
     by = np.where(good, kp[..., 1], np.nan)
     x1, x2 = np.nanmin(bx, 1), np.nanmax(bx, 1)
     y1, y2 = np.nanmin(by, 1), np.nanmax(by, 1)
-    w, h = x2 - x1, y2 - y1
+    w = x2 - x1
     box = np.stack([x1 - 0.1 * w, y1 - head_height * size, x2 + 0.1 * w, y2 + 0.04 * size], 1)
     box += 0.012 * size[:, None] * rng.standard_normal((T, 4))
     box[:, [0, 2]] = np.clip(box[:, [0, 2]], 0, W - 1)

@@ -19,6 +19,7 @@ import numpy as np
 
 from edge.datasets.poselift import PoseVideo, Track
 from edge.simulate import behaviours as bh
+from edge.simulate.script import Script
 from edge.simulate.body import forward_kinematics, head_top, random_shape
 from edge.simulate.camera import CAMERAS, Camera
 from edge.simulate.noise import NoiseConfig, apply_detector
@@ -48,7 +49,7 @@ def _stop_pose(cam: Camera, rng: np.random.Generator) -> tuple[np.ndarray, float
     return pos, float(np.arctan2(nrm[1], nrm[0]))
 
 
-def _new_script(cam: Camera, rng: np.random.Generator, *, enter: bool) -> bh.Script:
+def _new_script(cam: Camera, rng: np.random.Generator, *, enter: bool) -> Script:
     shape = random_shape(rng)
     carry = str(rng.choice(["none", "basket", "cart", "bag"], p=[0.35, 0.3, 0.2, 0.15]))
     lo, hi = cam.aisle_range
@@ -58,12 +59,12 @@ def _new_script(cam: Camera, rng: np.random.Generator, *, enter: bool) -> bh.Scr
         yaw = float(np.arctan2(*(cam.aisle_dir * np.sign(-s))[::-1]))
     else:
         pos, yaw = _stop_pose(cam, rng)
-    sc = bh.Script(shape, rng, cam, FPS, pos, yaw, carry=carry, side=int(rng.choice([-1, 1], p=[0.35, 0.65])),
+    sc = Script(shape, rng, cam, FPS, pos, yaw, carry=carry, side=int(rng.choice([-1, 1], p=[0.35, 0.65])),
                    tempo=float(np.clip(rng.normal(1.0, 0.12), 0.75, 1.3)))
     return sc
 
 
-def _visit_stop(sc: bh.Script, kind: str | None = None) -> None:
+def _visit_stop(sc: Script, kind: str | None = None) -> None:
     pos, yaw = _stop_pose(sc.cam, sc.rng)
     sc.walk_to(pos)
     sc.turn_to(yaw)
@@ -74,13 +75,13 @@ def _visit_stop(sc: bh.Script, kind: str | None = None) -> None:
         bh.do_stop(sc, str(sc.rng.choice(kinds, p=p / p.sum())))
 
 
-def _leave(sc: bh.Script) -> None:
+def _leave(sc: Script) -> None:
     lo, hi = sc.cam.aisle_range
     s = lo - 1.5 if sc.rng.random() < 0.5 else hi + 1.5
     sc.walk_to(sc.cam.floor_point(s, sc.rng.uniform(-0.3, 0.3)))
 
 
-def normal_person(cam: Camera, rng: np.random.Generator, frames: int, *, enter: bool, leave: bool) -> bh.Script:
+def normal_person(cam: Camera, rng: np.random.Generator, frames: int, *, enter: bool, leave: bool) -> Script:
     sc = _new_script(cam, rng, enter=enter)
     if not enter:
         bh.do_stop(sc, str(rng.choice(["browse", "pick", "stand", "inspect"])))
@@ -92,7 +93,7 @@ def normal_person(cam: Camera, rng: np.random.Generator, frames: int, *, enter: 
     return sc
 
 
-def _warp_parts(sc: bh.Script, first: int, n_target: int) -> None:
+def _warp_parts(sc: Script, first: int, n_target: int) -> None:
     """Resample the parts from ``first`` on to exactly ``n_target`` frames (all labelled 1)."""
     parts = sc.parts[first:]
     pos = np.concatenate([p[0] for p in parts])
@@ -111,7 +112,7 @@ def _warp_parts(sc: bh.Script, first: int, n_target: int) -> None:
     sc.parts.append((lerp(pos), lerp(yaw), lerp(pose), np.ones(n_target, np.uint8)))
 
 
-def shoplifter(cam: Camera, rng: np.random.Generator, frames: int, start: int, length: int) -> bh.Script:
+def shoplifter(cam: Camera, rng: np.random.Generator, frames: int, start: int, length: int) -> Script:
     """A person present for ``frames`` frames who conceals items during ``[start, start + length)``."""
     sc = _new_script(cam, rng, enter=False)
     kinds = list(bh.CONCEALMENTS)
@@ -155,7 +156,7 @@ def _stationary(pos: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarr
     return out
 
 
-def _render(sc: bh.Script, cam: Camera, rng: np.random.Generator, noise: NoiseConfig):
+def _render(sc: Script, cam: Camera, rng: np.random.Generator, noise: NoiseConfig):
     ctrl, label = sc.controls()
     joints = forward_kinematics(sc.shape, ctrl)
     occluded = _stationary(ctrl.pos, rng, cam.shelf_occlusion)
@@ -170,7 +171,7 @@ def simulate_video(plan: VideoPlan, rng: np.random.Generator, noise: NoiseConfig
     cam = CAMERAS[plan.camera]
     n = plan.n_frames
     n_lab = plan.label_frames if plan.label_frames >= 0 else n
-    people: list[tuple[int, bh.Script]] = []  # (first frame in the video, script)
+    people: list[tuple[int, Script]] = []  # (first frame in the video, script)
     n_people = max(1, plan.n_tracks - int(rng.binomial(max(plan.n_tracks - 1, 0), 0.12)))
     labels = np.zeros(n_lab, np.uint8)
     if plan.anomaly_frames > 0:
