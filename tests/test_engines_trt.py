@@ -34,7 +34,8 @@ MODELS = ["yolox_nano", "mediapipe_pose_detection", "mediapipe_pose_landmark_ful
 def test_importing_engines_does_not_import_tensorrt():
     import subprocess
 
-    code = ("import sys, engines.tensorrt_backend, engines.tensorrt_builder, engines.cuda_buffers, engines.build, engines.select, engines.cli, calibration.trt_calibrator;"
+    code = ("import sys, engines.tensorrt_backend, engines.tensorrt_builder, engines.cuda_buffers, engines.build, "
+            "engines.select, engines.cli, calibration.trt_calibrator;"
             "print('tensorrt' in sys.modules, 'onnxruntime' in sys.modules, 'pycuda' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False", "False"]

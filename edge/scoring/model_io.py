@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from edge import __version__
 from edge.scoring.architecture import ModelFormatError, StgnfArchitecture, check_tensors
 from edge.scoring.card import ModelCard, TrainingInfo, sha256_file
+from edge.windowing.stgnf import WINDOW_MEAN
 
 CARD_FILE = "card.json"
 ONNX_FILE = "stgnf.onnx"
@@ -43,7 +44,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def save_model(model_dir, weights: dict[str, np.ndarray], arch: StgnfArchitecture, *,
-               divisors: tuple[float, float] = (856.0, 480.0), normalization: str = "window-std-y",
+               divisors: tuple[float, float] = (856.0, 480.0), normalization: str = WINDOW_MEAN,
                training: TrainingInfo | None = None, name: str = "stgnf") -> ModelCard:
     """Validate ``weights`` and write a complete model directory; returns its card."""
     try:

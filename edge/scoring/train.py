@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edge.scoring.architecture import ACTNORM_EPS, BN_EPS, SCALE_EPS, StgnfArchitecture, adjacency
+from edge.windowing.stgnf import DETRENDED
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -270,7 +271,7 @@ def train_stgnf(windows: np.ndarray, epochs: int = 8, *, batch_size: int = 256, 
 def train_model(data, out_dir, *, epochs: int = 8, batch_size: int = 256, lr: float = 5e-4, seed: int = 0,
                 seg_len: int = 24, stride: int = 6, divisors=(856.0, 480.0), flip: bool = True,
                 filter_cfg=None, progress: bool = True, threads: int | None = 1,
-                normalization: str = "detrended-std-y"):
+                normalization: str = DETRENDED):
     """Read ``data``'s training split, train, and write the model directory ``out_dir``; returns its card.
 
     ``normalization`` is the window normalisation (see :mod:`edge.windowing.stgnf`); the card records

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from edge.windowing.stgnf import DETRENDED, WINDOW_MEAN
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train an STG-NF model on normal data",
@@ -20,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--stride", type=int, default=6, help="window stride along a track (default 6)")
     p.add_argument("--divisors", type=float, nargs=2, default=(856.0, 480.0), metavar=("W", "H"),
                    help="normalisation divisors in pixels (default 856 480, the published setting)")
-    p.add_argument("--normalization", choices=("detrended-std-y", "window-std-y"), default="detrended-std-y",
+    p.add_argument("--normalization", choices=(DETRENDED, WINDOW_MEAN), default=DETRENDED,
                    help="window normalisation: detrended-std-y (default) removes the person's steady drift through "
                         "the view; window-std-y is the published STG-NF rule (subtract the window mean)")
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation")

@@ -67,8 +67,9 @@ class ScoringPipeline:
     """Filter, windows, scorer and alert engine for every camera of a device.
 
     ``scorer`` has ``score(x (N, 2, T, 18) float32) -> (N,) NLL`` and a ``card`` (``seg_len``,
-    ``divisors``, ``window_normalization``, ``threshold``). ``threshold`` overrides the configured and the calibrated one; without
-    any, :meth:`score_batch` still works (calibration uses it) but :meth:`process` refuses.
+    ``divisors``, ``window_normalization``, ``threshold``). ``threshold`` overrides the configured and
+    the calibrated one; without any, :meth:`score_batch` still works (calibration uses it) but
+    :meth:`process` refuses.
     ``alert_id_key`` makes alert ids deterministic (see :class:`~edge.alerting.AlertEngine`).
     ``fps`` is used for cameras the configuration does not list. ``score_sink``, when given, sees every
     Scores record before the alert engine does (for monitoring; it must not keep the arrays' views).

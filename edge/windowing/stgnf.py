@@ -12,6 +12,8 @@ comparable with the paper:
 * Normalisation per window (``window-std-y``): x / width divisor, y / height divisor, subtract the
   window means, divide both axes by the population std of y. The published models divide by 856 x 480
   whatever the video size; the divisors a model was trained with are recorded in its card.
+* Training augmentation: identity plus a horizontal flip ``x -> -x`` of the pixels before
+  normalisation (left/right joint labels are not swapped).
 
 One departure is offered, and is what models trained here use (``detrended-std-y``): instead of the
 window mean, subtract the straight line that best fits the body centre (the mean of the 18 joints)
@@ -19,8 +21,6 @@ over the window's frames, i.e. the person's steady drift through the view, then 
 the remaining y. The reference rule leaves that drift in: a person walking through the view then reads
 as a stretched, unusual pose whose NLL depends on walking speed and direction, and walking outscores
 concealment. Only the constant-velocity part is removed; stops, half steps and turns stay visible.
-* Training augmentation: identity plus a horizontal flip ``x -> -x`` of the pixels before
-  normalisation (left/right joint labels are not swapped).
 
 Arithmetic is float64; model inputs are float32.
 """
