@@ -21,3 +21,16 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared():
     return shared_path
+
+
+def renormalized_copy(model_dir: Path, dest: Path, method: str) -> Path:
+    """A copy of a model directory whose card asks for another window normalisation."""
+    import shutil
+
+    from edge.scoring.model_io import read_card, write_card
+
+    shutil.copytree(model_dir, dest)
+    card = read_card(dest)
+    card.normalization = card.normalization.model_copy(update={"method": method})
+    write_card(dest, card)
+    return dest

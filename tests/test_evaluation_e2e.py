@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from tests.conftest import shared_path
+from tests.conftest import renormalized_copy, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -103,18 +103,11 @@ def test_eval_on_the_poselift_layout_gives_the_same_scores(model, ref, tmp_path,
 def test_eval_normalises_windows_as_the_model_card_says(model, ref, tmp_path, capsys):
     """A model trained with the detrended normalisation is evaluated on detrended windows: the frame
     scores equal the protocol applied to the reference's windows normalised that way."""
-    import shutil
-
     from edge.evaluation.protocol import ClipWindows, frame_scores
     from edge.scoring import load_scorer
-    from edge.scoring.model_io import read_card, write_card
     from edge.windowing.stgnf import DETRENDED, model_input
 
-    detrended = tmp_path / "m"
-    shutil.copytree(model, detrended)
-    card = read_card(detrended)
-    card.normalization = card.normalization.model_copy(update={"method": DETRENDED})
-    write_card(detrended, card)
+    detrended = renormalized_copy(model, tmp_path / "m", DETRENDED)
     rep = tmp_path / "r"
     assert main(["eval", "--data", str(_data()), "--model", str(detrended), "--report", str(rep), "--no-plots"]) == 0
     assert json.loads((rep / "metrics.json").read_text())["info"]["normalization"] == DETRENDED

@@ -11,7 +11,7 @@ from edge.cli import main
 from edge.config import EdgeConfig, FilteringConfig
 from edge.records import AlertPhase, Poses
 from edge.service.pipeline import PipelineError, ScoringPipeline
-from tests.conftest import SHARED
+from tests.conftest import SHARED, renormalized_copy
 
 WEIGHTS = SHARED / "reference" / "stgnf" / "weights.npz"
 
@@ -52,17 +52,9 @@ def scorer(model_dir):
 @pytest.fixture(scope="module")
 def detrended_scorer(model_dir, tmp_path_factory):
     """The same weights under a card that asks for the detrended window normalisation."""
-    import shutil
-
     from edge.scoring import load_scorer
-    from edge.scoring.model_io import read_card, write_card
 
-    out = tmp_path_factory.mktemp("detrended") / "m"
-    shutil.copytree(model_dir, out)
-    card = read_card(out)
-    card.normalization = card.normalization.model_copy(update={"method": "detrended-std-y"})
-    write_card(out, card)
-    return load_scorer(out)
+    return load_scorer(renormalized_copy(model_dir, tmp_path_factory.mktemp("detrended") / "m", "detrended-std-y"))
 
 
 def replay(test_videos):
